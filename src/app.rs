@@ -1,0 +1,141 @@
+//! Composition root: check the bind, lock the data dir, start serving (503 until ready),
+//! replay the WAL, start WAL writers and topic actors, flip ready; on SIGTERM/SIGINT stop
+//! accepting, drain, record every topic's exact head, sync the WAL and return.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::model::priority::PriorityParams;
+use crate::registry::Registry;
+use crate::storage::health::StorageHealth;
+use crate::storage::lock::lock_data_dir;
+use crate::storage::recovery::{self, ReplayProgress, ReplaySummary};
+use crate::storage::wal::{Wal, WalOptions};
+use crate::topic::recovered::RecoveryBuilder;
+use crate::topic::{RecoveredTopic, TopicCtx};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub async fn run(config: Config) -> Result<(), String> {
+    let config = Arc::new(config);
+    let addr = resolve_listen(&config)?;
+    let _lock = lock_data_dir(&config.server.data_dir)?;
+    let progress = Arc::new(ReplayProgress::default());
+    let health = StorageHealth::new();
+    let state = AppState::new(config.clone(), progress.clone(), health.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("listening on {local}");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        http::router(state.clone()),
+        config.server.clone(),
+        stop_rx,
+    ));
+    let started = tokio::select! {
+        r = start(&config, &progress, &health) => Some(r?),
+        _ = crate::ops::shutdown_signal() => None,
+    };
+    let Some((registry, wal)) = started else {
+        tracing::info!("stopped during recovery");
+        return Ok(());
+    };
+    state.set_ready(registry.clone());
+    tracing::info!(topics = registry.len(), "ready");
+    crate::ops::shutdown_signal().await;
+    tracing::info!("shutting down: draining requests");
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    registry.finalize_all().await;
+    let _ = tokio::task::spawn_blocking(move || wal.shutdown()).await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Refuse a non-loopback bind without auth unless explicitly allowed (contract §2.1).
+fn resolve_listen(config: &Config) -> Result<SocketAddr, String> {
+    let listen = &config.server.listen;
+    let addr: Option<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
+        .ok()
+        .and_then(|mut a| a.next());
+    let loopback = addr.is_some_and(|a| a.ip().is_loopback());
+    if !loopback && !config.auth.allow_insecure_no_auth {
+        return Err(format!(
+            "refusing to serve {listen} without authentication: bind a loopback address, \
+             or set auth.allow_insecure_no_auth = true"
+        ));
+    }
+    addr.ok_or_else(|| format!("cannot resolve listen address {listen}"))
+}
+
+/// Replay, then start the WAL and every topic actor.
+async fn start(
+    config: &Arc<Config>,
+    progress: &Arc<ReplayProgress>,
+    health: &Arc<StorageHealth>,
+) -> Result<(Arc<Registry>, Wal), String> {
+    let t0 = Instant::now();
+    let dir = crate::storage::wal_dir(&config.server.data_dir);
+    let p = progress.clone();
+    let replay_dir = dir.clone();
+    let (topics, next_id, summary) = tokio::task::spawn_blocking(move || replay(&replay_dir, &p))
+        .await
+        .map_err(|e| format!("recovery task failed: {e}"))??;
+    tracing::info!(
+        files = summary.files,
+        frames = summary.frames,
+        truncated_bytes = summary.truncated_bytes,
+        topics = topics.len(),
+        elapsed_ms = t0.elapsed().as_millis() as u64,
+        "WAL replay complete"
+    );
+    let opts = WalOptions {
+        dir,
+        shards: config.wal_shards(),
+        boot: summary.next_boot,
+        queue_frames: config.storage.wal_queue_frames,
+        queue_bytes: config.storage.wal_queue_bytes,
+        file_bytes: config.storage.wal_file_bytes,
+        sync_interval: Duration::from_millis(config.storage.wal_sync_interval_ms.max(1)),
+    };
+    let wal = Wal::start(opts, health.clone()).map_err(|e| format!("cannot start the WAL: {e}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let p = &config.priority;
+    let ctx = Arc::new(TopicCtx {
+        wal: wal.clone(),
+        clock,
+        seq_reserve_ahead: config.storage.seq_reserve_ahead,
+        mailbox: config.limits.topic_mailbox,
+        priority: PriorityParams {
+            clamp: p.clamp as f64,
+            auto_max: p.auto_max,
+            half_life_ms: p.half_life_ms as f64,
+            idle_cutoff_ms: p.idle_cutoff_ms as i64,
+        },
+    });
+    let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
+    registry.install(topics, next_id);
+    Ok((registry, wal))
+}
+
+fn replay(
+    dir: &std::path::Path,
+    progress: &ReplayProgress,
+) -> Result<(Vec<RecoveredTopic>, u64, ReplaySummary), String> {
+    let mut builder = RecoveryBuilder::default();
+    let mut failure = None;
+    let summary = recovery::replay(dir, progress, |frame| {
+        if failure.is_none() {
+            failure = builder.apply(frame).err();
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (topics, next_id) = builder.finish();
+    Ok((topics, next_id, summary))
+}

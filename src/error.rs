@@ -1,0 +1,172 @@
+//! `ApiError`: the only place that knows HTTP status codes and error code strings. Every
+//! failure becomes the canonical body `{"error":{"code","message","detail"?}}`; 429 and 503
+//! carry `Retry-After: 1`.
+
+use crate::model::record::RecordError;
+use crate::registry::CreateError;
+use crate::topic::TopicError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn topic_not_found(topic: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "topic_not_found",
+            format!("no topic named {topic:?}"),
+        )
+        .with_detail(json!({ "topic": topic }))
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this path",
+        )
+    }
+
+    pub fn payload_too_large(max: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {max} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "request body needs Content-Type: application/json",
+        )
+    }
+
+    pub fn throttled(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn not_ready(progress: f64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "write-ahead log replay still running",
+        )
+        .with_detail(json!({ "replay_progress": progress }))
+    }
+
+    /// Map a topic-actor failure for the topic named `topic`.
+    pub fn from_topic(topic: &str, e: TopicError) -> Self {
+        match e {
+            TopicError::Gone => Self::topic_not_found(topic),
+            TopicError::Throttled => Self::throttled("topic or WAL queue is full; retry shortly"),
+            TopicError::Storage(err) => {
+                tracing::error!(topic, error = %err, "storage failure on a request");
+                Self::internal("storage failure; nothing was applied")
+            }
+            TopicError::NotEmpty { count } => Self::new(
+                StatusCode::CONFLICT,
+                "topic_not_empty",
+                format!("topic {topic:?} still holds {count} live records"),
+            )
+            .with_detail(json!({ "topic": topic, "count": count })),
+            TopicError::TypeChange {
+                existing,
+                requested,
+            } => Self::new(
+                StatusCode::CONFLICT,
+                "topic_exists_incompatible",
+                format!("topic {topic:?} is a {existing}; its type cannot change to {requested}"),
+            )
+            .with_detail(json!({
+                "topic": topic, "existing_type": existing, "requested_type": requested
+            })),
+        }
+    }
+
+    pub fn from_create(topic: &str, e: CreateError) -> Self {
+        match e {
+            CreateError::Limit { max } => Self::throttled(format!("topic limit of {max} reached"))
+                .with_detail(json!({ "limit": "max_topics", "max": max })),
+            CreateError::Topic(e) => Self::from_topic(topic, e),
+        }
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Invalid(m) => Self::invalid(m),
+            RecordError::BatchTooLarge { count, max } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "batch_too_large",
+                format!("{count} records in one write; the limit is {max}"),
+            ),
+            RecordError::RecordTooLarge { index, bytes, max } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "record_too_large",
+                format!("records[{index}] is {bytes} bytes (data + meta); the limit is {max}"),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut inner = serde_json::Map::new();
+        inner.insert("code".into(), Value::from(self.code));
+        inner.insert("message".into(), Value::from(self.message));
+        if let Some(d) = self.detail {
+            inner.insert("detail".into(), d);
+        }
+        let body = serde_json::to_vec(&json!({ "error": inner })).unwrap_or_default();
+        let mut resp = (self.status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}

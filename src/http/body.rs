@@ -1,0 +1,112 @@
+//! Request bodies and queries: the size cap (413, after draining the body so the client sees
+//! the status instead of a reset), the media-type check (415), JSON parsing into strict types
+//! (400), path-name decoding and the contract's query-boolean rule.
+
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::http::{header, HeaderMap};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+
+/// Past the cap we still read (and drop) this much more so the client gets the 413.
+const DRAIN_MAX_BYTES: u64 = 1 << 30;
+
+/// Read the whole body within `max` bytes. `empty_as_object` turns an empty body into `{}`
+/// without needing a content type (PUT topic, diff).
+pub async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    max: u64,
+    empty_as_object: bool,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        drain(body, 0).await;
+        return Err(ApiError::payload_too_large(max));
+    }
+    let bytes = collect(body, max).await?;
+    if bytes.is_empty() && empty_as_object {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json_type {
+        return Err(ApiError::unsupported_media_type());
+    }
+    Ok(bytes)
+}
+
+async fn collect(mut body: Body, max: u64) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() as u64 + data.len() as u64 > max {
+                drain(body, buf.len() as u64 + data.len() as u64).await;
+                return Err(ApiError::payload_too_large(max));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+async fn drain(mut body: Body, mut seen: u64) {
+    while seen < DRAIN_MAX_BYTES {
+        match body.frame().await {
+            Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len() as u64),
+            _ => return,
+        }
+    }
+}
+
+/// Validate UTF-8 once for the whole body, then hand out a `&str` for borrowing parsers.
+pub fn as_json_text(bytes: &Bytes) -> Result<&str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|_| ApiError::invalid("request body is not valid UTF-8"))
+}
+
+/// Parse a JSON object body into `T`; a non-object top level is rejected first so
+/// `null`/arrays/strings never reach type defaults.
+pub fn parse<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Result<T, ApiError> {
+    check_object(text)?;
+    serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+}
+
+/// Like `parse`, for owned targets.
+pub fn parse_owned<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    parse(text)
+}
+
+fn check_object(text: &str) -> Result<(), ApiError> {
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => Ok(()),
+        _ => Err(ApiError::invalid("request body must be a JSON object")),
+    }
+}
+
+/// Query pairs, form-decoded.
+pub type QueryPairs = Vec<(String, String)>;
+
+pub fn query_value<'a>(q: &'a QueryPairs, key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// `true`/`1`, `false`/`0`; anything else is the default.
+pub fn query_bool(q: &QueryPairs, key: &str, default: bool) -> bool {
+    match query_value(q, key) {
+        Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        _ => default,
+    }
+}

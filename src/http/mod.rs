@@ -1,0 +1,122 @@
+//! The HTTP surface (axum only): one file per resource, plus body/query helpers and response
+//! rendering. Handlers extract, call a topic handle or the registry, and render; they never
+//! touch storage.
+
+mod body;
+mod diff;
+mod probes;
+mod render;
+mod topics;
+mod write;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::registry::Registry;
+use crate::storage::health::StorageHealth;
+use crate::storage::recovery::ReplayProgress;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Shared>,
+}
+
+pub struct Shared {
+    pub config: Arc<Config>,
+    /// Set once recovery has installed every topic.
+    pub registry: OnceLock<Arc<Registry>>,
+    pub ready: AtomicBool,
+    pub progress: Arc<ReplayProgress>,
+    pub health: Arc<StorageHealth>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        progress: Arc<ReplayProgress>,
+        health: Arc<StorageHealth>,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Shared {
+                config,
+                registry: OnceLock::new(),
+                ready: AtomicBool::new(false),
+                progress,
+                health,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The registry; only reachable once ready (the readiness layer guarantees it).
+    pub fn registry(&self) -> Result<&Arc<Registry>, ApiError> {
+        self.inner
+            .registry
+            .get()
+            .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
+    }
+
+    pub fn set_ready(&self, registry: Arc<Registry>) {
+        let _ = self.inner.registry.set(registry);
+        self.inner.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let data = Router::new()
+        .route("/v0/topics", get(topics::list))
+        .route(
+            "/v0/topics/{topic}",
+            get(topics::get_state)
+                .put(topics::put)
+                .delete(topics::delete)
+                .post(write::write),
+        )
+        .route("/v0/topics/{topic}/diff", post(diff::diff))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_ready));
+    Router::new()
+        .route("/v0/health", get(probes::health))
+        .route("/healthz", get(probes::health))
+        .route("/v0/ready", get(probes::ready))
+        .route("/readyz", get(probes::ready))
+        .merge(data)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Until replay completes every data endpoint answers 503 `not_ready`.
+async fn require_ready(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.is_ready() {
+        return ApiError::not_ready(state.inner.progress.fraction()).into_response();
+    }
+    next.run(req).await
+}
+
+async fn not_found(State(state): State<AppState>) -> ApiError {
+    if !state.is_ready() {
+        return ApiError::not_ready(state.inner.progress.fraction());
+    }
+    ApiError::route_not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

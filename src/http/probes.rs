@@ -1,0 +1,40 @@
+//! Liveness and readiness probes (contract §11).
+
+use super::render::json_value;
+use super::AppState;
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    let uptime_ms = state.inner.started.elapsed().as_millis() as u64;
+    json_value(
+        StatusCode::OK,
+        &json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "uptime_ms": uptime_ms }),
+    )
+}
+
+/// 503 during replay, and after a storage failure (the process can still serve reads, but a
+/// load balancer should stop sending it writes).
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if !state.is_ready() {
+        return ApiError::not_ready(state.inner.progress.fraction()).into_response();
+    }
+    if state.inner.health.is_poisoned() {
+        let err = state.inner.health.error();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "storage failed; restart required",
+        )
+        .with_detail(json!({ "replay_progress": 1.0, "storage_error": err.to_string() }))
+        .into_response();
+    }
+    let topics = state.registry().map_or(0, |r| r.len());
+    json_value(
+        StatusCode::OK,
+        &json!({ "status": "ready", "wal_replay_complete": true, "topics": topics }),
+    )
+}

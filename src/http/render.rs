@@ -1,0 +1,117 @@
+//! Response rendering. Record bodies are spliced from stored bytes, never re-serialized.
+
+use crate::model::json::{push_i64, push_str, push_u64};
+use crate::model::record::Record;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// Which optional record parts a read asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Include {
+    pub tags: bool,
+    pub meta: bool,
+}
+
+/// Append `[rec,rec,...]`.
+pub fn push_records(out: &mut Vec<u8>, records: &[Record], inc: Include) {
+    out.push(b'[');
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_record(out, r, inc);
+    }
+    out.push(b']');
+}
+
+fn push_record(out: &mut Vec<u8>, r: &Record, inc: Include) {
+    out.extend_from_slice(b"{\"$seq\":");
+    push_u64(out, r.seq);
+    out.extend_from_slice(b",\"$ts\":");
+    push_i64(out, r.ts);
+    if let Some(node) = &r.node {
+        out.extend_from_slice(b",\"$node\":");
+        push_str(out, node);
+    }
+    if inc.tags {
+        if let Some(tag) = &r.tag {
+            out.extend_from_slice(b",\"$tag\":");
+            push_str(out, tag);
+        }
+    }
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(&r.data);
+    if inc.meta {
+        if let Some(meta) = &r.meta {
+            out.extend_from_slice(b",\"meta\":");
+            out.extend_from_slice(meta);
+        }
+    }
+    out.push(b'}');
+}
+
+/// Milliseconds since `t` as the `performance` fields want them.
+pub fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// `{"server_total_ms": …}` plus extra fields.
+pub fn performance(started: Instant, extra: &[(&str, Value)]) -> Value {
+    let mut p = serde_json::Map::new();
+    p.insert("server_total_ms".into(), json!(ms(started)));
+    for (k, v) in extra {
+        p.insert((*k).into(), v.clone());
+    }
+    Value::Object(p)
+}
+
+/// A JSON response from already-rendered bytes.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A JSON response from a `Value`.
+pub fn json_value(status: StatusCode, v: &Value) -> Response {
+    json_bytes(status, serde_json::to_vec(v).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn records_splice_into_valid_json_with_include_flags() {
+        let r = Record {
+            seq: 7,
+            ts: -1,
+            node: Some("n\"1".into()),
+            tag: Some("t".into()),
+            data: Bytes::from_static(br#"{"a":[1,2]}"#),
+            meta: Some(Bytes::from_static(br#"{"m":true}"#)),
+            hops: 0,
+        };
+        let mut out = Vec::new();
+        push_records(
+            &mut out,
+            &[r.clone(), r],
+            Include {
+                tags: true,
+                meta: false,
+            },
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v[0],
+            json!({"$seq":7,"$ts":-1,"$node":"n\"1","$tag":"t","data":{"a":[1,2]}})
+        );
+        assert_eq!(v.as_array().unwrap().len(), 2);
+    }
+}

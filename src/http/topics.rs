@@ -1,0 +1,207 @@
+//! Topic lifecycle: PUT (create/replace config), GET state, DELETE, and the list.
+
+use super::body::{self, query_bool, query_value, QueryPairs};
+use super::render::{json_value, performance};
+use super::AppState;
+use crate::error::ApiError;
+use crate::model::name::is_valid_topic_name;
+use crate::model::topic_config::{TopicConfig, TopicConfigInput, TopicType};
+use crate::topic::TopicState;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// The decoded `:topic` path segment.
+pub fn topic_path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(t)| t)
+        .map_err(|e| ApiError::invalid(format!("bad path: {e}")))
+}
+
+/// Query pairs; an unparseable query string counts as empty (every value has a default).
+pub fn query_pairs(q: Result<Query<QueryPairs>, QueryRejection>) -> QueryPairs {
+    q.map(|Query(p)| p).unwrap_or_default()
+}
+
+/// Resolve a config input for `topic`, mapping rule violations to 400.
+pub fn resolve_config(input: TopicConfigInput, topic: &str) -> Result<TopicConfig, ApiError> {
+    input.resolve(topic).map_err(|e| {
+        let err = ApiError::invalid(e.message);
+        match e.dead_letter {
+            Some(dl) => err.with_detail(json!({ "dead_letter": dl })),
+            None => err,
+        }
+    })
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let topic = topic_path(path)?;
+    let bytes = body::read_json(&headers, body, state.config().limits.max_body_bytes, true).await?;
+    let input: TopicConfigInput = body::parse_owned(body::as_json_text(&bytes)?)?;
+    if !is_valid_topic_name(&topic) {
+        return Err(ApiError::invalid(format!("invalid topic name {topic:?}")));
+    }
+    let config = resolve_config(input, &topic)?;
+    let registry = state.registry()?;
+    let (handle, created) = registry
+        .get_or_create(&topic, config.clone())
+        .await
+        .map_err(|e| ApiError::from_create(&topic, e))?;
+    if !created {
+        handle
+            .put_config(config.clone())
+            .await
+            .map_err(|e| ApiError::from_topic(&topic, e))?;
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({ "topic": topic, "created": created, "config": config,
+        "performance": performance(started, &[]) });
+    Ok(json_value(status, &body))
+}
+
+pub async fn get_state(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<QueryPairs>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let topic = topic_path(path)?;
+    let touch = query_bool(&query_pairs(query), "touch", true);
+    let handle = state
+        .registry()?
+        .get(&topic)
+        .ok_or_else(|| ApiError::topic_not_found(&topic))?;
+    let s = handle
+        .state(touch)
+        .await
+        .map_err(|e| ApiError::from_topic(&topic, e))?;
+    let mut body = json!({
+        "topic": topic, "type": s.config.kind, "head_seq": s.head_seq,
+        "earliest_seq": s.earliest_seq, "next_seq": s.head_seq + 1, "count": s.count,
+        "bytes": s.bytes, "config": s.config, "effective_priority": s.effective_priority,
+        "last_write_ts": s.last_write_ts, "last_read_ts": s.last_read_ts,
+    });
+    if s.config.kind == TopicType::Queue {
+        // No leases exist yet, so every live task is ready.
+        body["queue"] = json!({ "ready": s.count, "in_flight": 0, "dead_lettered": 0 });
+    }
+    body["performance"] = performance(started, &[]);
+    Ok(json_value(StatusCode::OK, &body))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<QueryPairs>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let topic = topic_path(path)?;
+    let if_empty = query_bool(&query_pairs(query), "if_empty", false);
+    let deleted = state
+        .registry()?
+        .delete(&topic, if_empty)
+        .await
+        .map_err(|e| ApiError::from_topic(&topic, e))?;
+    let body = json!({ "topic": topic, "deleted": deleted, "routers_removed": [],
+        "performance": performance(started, &[]) });
+    Ok(json_value(StatusCode::OK, &body))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<QueryPairs>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let q = query_pairs(query);
+    let read = &state.config().read;
+    let page_size = query_value(&q, "page_size")
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or(read.page_size_default, |n| {
+            n.clamp(1, read.page_size_max as i64) as usize
+        });
+    let after = decode_cursor(query_value(&q, "cursor").unwrap_or(""))?;
+    let prefix = query_value(&q, "prefix").unwrap_or("");
+    let touch = query_bool(&q, "touch", false);
+    let (handles, more) = state.registry()?.list(prefix, after.as_deref(), page_size);
+    let mut items = Vec::with_capacity(handles.len());
+    for h in &handles {
+        // A topic deleted since the listing is simply left out.
+        if let Ok(s) = h.state(touch).await {
+            items.push(list_item(&s));
+        }
+    }
+    let mut body = json!({ "topics": items });
+    if more {
+        if let Some(last) = handles.last() {
+            body["next_cursor"] = Value::from(encode_cursor(&last.name));
+        }
+    }
+    body["performance"] = performance(started, &[]);
+    Ok(json_value(StatusCode::OK, &body))
+}
+
+fn list_item(s: &TopicState) -> Value {
+    json!({ "topic": s.name.as_ref(), "head_seq": s.head_seq, "earliest_seq": s.earliest_seq,
+        "count": s.count, "bytes": s.bytes, "durable": s.config.durable,
+        "effective_priority": s.effective_priority })
+}
+
+/// Standard padded base64 of `{"after":"<name>"}`.
+pub fn encode_cursor(after: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(json!({ "after": after }).to_string())
+}
+
+/// `Ok(None)` = first page.
+pub fn decode_cursor(cursor: &str) -> Result<Option<String>, ApiError> {
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    let bad = || ApiError::invalid("cursor is not a cursor this server issued");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    match v.get("after") {
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad()),
+        None if v.is_object() => Ok(None),
+        None => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = encode_cursor("payments.refunds");
+        assert_eq!(c, "eyJhZnRlciI6InBheW1lbnRzLnJlZnVuZHMifQ==");
+        assert_eq!(
+            decode_cursor(&c).unwrap().as_deref(),
+            Some("payments.refunds")
+        );
+        assert_eq!(decode_cursor("").unwrap(), None);
+        assert_eq!(
+            decode_cursor("e30=").unwrap(),
+            None,
+            "{{}} means first page"
+        );
+        assert!(decode_cursor("%%%").is_err());
+        assert!(decode_cursor("WzFd").is_err(), "[1] is not an object");
+    }
+}

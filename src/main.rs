@@ -1,0 +1,84 @@
+//! `topics` binary: parse flags, load config, init logging, run the server. No logic here.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use topics::config::{Config, LogFormat};
+
+/// A single-binary HTTP/JSON event-log server. Serving is the default (and only) action.
+#[derive(Parser, Debug)]
+#[command(name = "topics", version, about)]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:4000]
+    #[arg(long, env = "TOPICS_LISTEN")]
+    listen: Option<String>,
+    /// Data directory [default: ./topics-data]
+    #[arg(long, env = "TOPICS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML config file (every tunable; see config.example.toml)
+    #[arg(long, env = "TOPICS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format [default: text]
+    #[arg(long, env = "TOPICS_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(l) = &cli.listen {
+        config.server.listen = l.clone();
+    }
+    if let Some(d) = &cli.data_dir {
+        config.server.data_dir = d.clone();
+    }
+    if let Some(f) = cli.log_format {
+        config.server.log_format = f;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.server.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(topics::app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Pure domain rules: names, topic configuration, record validation and JSON byte handling,
+//! read planning. No I/O, no tokio, no axum — everything here is unit-testable in isolation.
+
+pub mod json;
+pub mod name;
+pub mod priority;
+pub mod read;
+pub mod record;
+pub mod topic_config;

@@ -1,0 +1,74 @@
+//! The HTTP accept loop: HTTP/1.1 keep-alive and HTTP/2 cleartext (prior knowledge) on one
+//! port, `TCP_NODELAY` on every socket, header-read timeout and HTTP/2 limits from config, and
+//! a graceful stop that lets in-flight requests finish within the drain deadline.
+
+use crate::config::ServerConfig;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
+    let mut b = Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms.max(1)))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(cfg.http2_stream_window_bytes)
+        .initial_connection_window_size(cfg.http2_connection_window_bytes)
+        .max_concurrent_streams(cfg.http2_max_streams)
+        .keep_alive_interval(Some(Duration::from_millis(
+            cfg.http2_ping_interval_ms.max(1),
+        )))
+        .keep_alive_timeout(Duration::from_millis(cfg.http2_ping_timeout_ms.max(1)));
+    b
+}
+
+/// Serve until `stop` fires, then stop accepting and drain for at most `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    cfg: ServerConfig,
+    stop: oneshot::Receiver<()>,
+) {
+    let builder = builder(&cfg);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = TowerToHyperService::new(app.clone());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    let drain = Duration::from_millis(cfg.drain_timeout_ms);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(?drain, "drain deadline passed with requests still running");
+    }
+}

@@ -1,0 +1,340 @@
+//! WAL frame codec. Every WAL file starts with a 16-byte header (magic, format version, shard,
+//! boot); then frames: `len u32 | crc32 u32 | body[len]`, little-endian, crc over the body.
+//! The decoder checks the length before trusting it and never panics on any input: a frame is
+//! either fully valid or reported as torn/corrupt. Layouts are documented in docs/STORAGE.md.
+
+use crate::model::record::{Record, RecordDraft};
+use bytes::Bytes;
+use std::sync::Arc;
+
+pub const WAL_MAGIC: [u8; 8] = *b"TOPICWAL";
+pub const FORMAT_VERSION: u16 = 1;
+pub const FILE_HEADER_LEN: usize = 16;
+pub const FRAME_HEADER_LEN: usize = 8;
+/// No legitimate frame is larger (a body is capped far below this); a bigger length is corrupt.
+pub const MAX_FRAME_BODY: usize = 256 << 20;
+
+const KIND_CONFIG: u8 = 1;
+const KIND_DELETE: u8 = 2;
+const KIND_APPEND: u8 = 3;
+const KIND_RESERVE: u8 = 4;
+const KIND_HEAD: u8 = 5;
+
+const FLAG_NODE: u8 = 1;
+const FLAG_TAG: u8 = 2;
+const FLAG_META: u8 = 4;
+
+/// A decoded frame. Byte fields share the buffer the frame was decoded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Topic created or its config replaced; `config` is the stored config as JSON.
+    Config {
+        topic_id: u64,
+        name: String,
+        config: Bytes,
+    },
+    /// Topic deleted; every frame of this id is dead.
+    Delete { topic_id: u64 },
+    /// One write batch: records `first_seq..first_seq+n`, all stamped `ts`.
+    Append(AppendFrame),
+    /// Seqs up to `ceiling` may have been issued.
+    Reserve { topic_id: u64, ceiling: u64 },
+    /// Exact head at a graceful shutdown.
+    Head { topic_id: u64, head_seq: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendFrame {
+    pub topic_id: u64,
+    pub idempotency_key: Option<String>,
+    pub records: Vec<Record>,
+}
+
+/// File header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileHeader {
+    pub shard: u16,
+    pub boot: u32,
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The buffer ends inside the frame: a torn tail.
+    Truncated,
+    /// Length out of range, crc mismatch or malformed body.
+    Corrupt,
+}
+
+impl FileHeader {
+    pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
+        let mut h = [0u8; FILE_HEADER_LEN];
+        h[..8].copy_from_slice(&WAL_MAGIC);
+        h[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[10..12].copy_from_slice(&self.shard.to_le_bytes());
+        h[12..16].copy_from_slice(&self.boot.to_le_bytes());
+        h
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<FileHeader, DecodeError> {
+        if buf.len() < FILE_HEADER_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        if buf[..8] != WAL_MAGIC || u16::from_le_bytes([buf[8], buf[9]]) != FORMAT_VERSION {
+            return Err(DecodeError::Corrupt);
+        }
+        Ok(FileHeader {
+            shard: u16::from_le_bytes([buf[10], buf[11]]),
+            boot: u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]),
+        })
+    }
+}
+
+/// Builds one frame in place: reserve the header, write the body, then seal.
+struct FrameBuf<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl<'a> FrameBuf<'a> {
+    fn begin(out: &'a mut Vec<u8>, kind: u8, topic_id: u64) -> Self {
+        let start = out.len();
+        out.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+        out.push(kind);
+        out.extend_from_slice(&topic_id.to_le_bytes());
+        FrameBuf { out, start }
+    }
+
+    fn seal(self) {
+        let body = &self.out[self.start + FRAME_HEADER_LEN..];
+        let len = body.len() as u32;
+        let crc = crc32fast::hash(body);
+        self.out[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
+        self.out[self.start + 4..self.start + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+pub fn encode_config(out: &mut Vec<u8>, topic_id: u64, name: &str, config_json: &[u8]) {
+    let f = FrameBuf::begin(out, KIND_CONFIG, topic_id);
+    put_bytes16(f.out, name.as_bytes());
+    put_bytes32(f.out, config_json);
+    f.seal();
+}
+
+pub fn encode_delete(out: &mut Vec<u8>, topic_id: u64) {
+    FrameBuf::begin(out, KIND_DELETE, topic_id).seal();
+}
+
+pub fn encode_reserve(out: &mut Vec<u8>, topic_id: u64, ceiling: u64) {
+    let f = FrameBuf::begin(out, KIND_RESERVE, topic_id);
+    f.out.extend_from_slice(&ceiling.to_le_bytes());
+    f.seal();
+}
+
+pub fn encode_head(out: &mut Vec<u8>, topic_id: u64, head_seq: u64) {
+    let f = FrameBuf::begin(out, KIND_HEAD, topic_id);
+    f.out.extend_from_slice(&head_seq.to_le_bytes());
+    f.seal();
+}
+
+/// One write batch; records get seqs `first_seq..` in order and the shared `ts`.
+pub fn encode_append(
+    out: &mut Vec<u8>,
+    topic_id: u64,
+    first_seq: u64,
+    ts: i64,
+    idempotency_key: Option<&str>,
+    records: &[RecordDraft],
+) {
+    let f = FrameBuf::begin(out, KIND_APPEND, topic_id);
+    f.out.extend_from_slice(&first_seq.to_le_bytes());
+    f.out.extend_from_slice(&ts.to_le_bytes());
+    f.out
+        .extend_from_slice(&(records.len() as u32).to_le_bytes());
+    put_bytes16(f.out, idempotency_key.unwrap_or("").as_bytes());
+    for r in records {
+        let flags = (r.node.is_some() as u8 * FLAG_NODE)
+            | (r.tag.is_some() as u8 * FLAG_TAG)
+            | (r.meta.is_some() as u8 * FLAG_META);
+        f.out.push(flags);
+        f.out.push(r.hops);
+        if let Some(node) = &r.node {
+            put_bytes16(f.out, node.as_bytes());
+        }
+        if let Some(tag) = &r.tag {
+            put_bytes16(f.out, tag.as_bytes());
+        }
+        put_bytes32(f.out, &r.data);
+        if let Some(meta) = &r.meta {
+            put_bytes32(f.out, meta);
+        }
+    }
+    f.seal();
+}
+
+fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
+    // Names, tags, nodes and keys are capped far below 64 KiB by validation.
+    out.extend_from_slice(&(b.len().min(u16::MAX as usize) as u16).to_le_bytes());
+    out.extend_from_slice(&b[..b.len().min(u16::MAX as usize)]);
+}
+
+fn put_bytes32(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Decode the frame starting at `buf[at..]`; returns it and the offset just past it.
+pub fn decode(buf: &Bytes, at: usize) -> Result<(Frame, usize), DecodeError> {
+    let rest = buf.get(at..).ok_or(DecodeError::Truncated)?;
+    if rest.len() < FRAME_HEADER_LEN {
+        return Err(DecodeError::Truncated);
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    if len == 0 || len > MAX_FRAME_BODY {
+        return Err(DecodeError::Corrupt);
+    }
+    let end = at + FRAME_HEADER_LEN + len;
+    if end > buf.len() {
+        return Err(DecodeError::Truncated);
+    }
+    let body = buf.slice(at + FRAME_HEADER_LEN..end);
+    if crc32fast::hash(&body) != crc {
+        return Err(DecodeError::Corrupt);
+    }
+    let frame = decode_body(&body).ok_or(DecodeError::Corrupt)?;
+    Ok((frame, end))
+}
+
+fn decode_body(body: &Bytes) -> Option<Frame> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let kind = r.u8()?;
+    let topic_id = r.u64()?;
+    let frame = match kind {
+        KIND_CONFIG => {
+            let name = r.string16()?;
+            let config = r.bytes32()?;
+            Frame::Config {
+                topic_id,
+                name,
+                config,
+            }
+        }
+        KIND_DELETE => Frame::Delete { topic_id },
+        KIND_RESERVE => Frame::Reserve {
+            topic_id,
+            ceiling: r.u64()?,
+        },
+        KIND_HEAD => Frame::Head {
+            topic_id,
+            head_seq: r.u64()?,
+        },
+        KIND_APPEND => Frame::Append(decode_append(&mut r, topic_id)?),
+        _ => return None,
+    };
+    // Trailing garbage inside a checksummed body means a writer bug or a forged frame.
+    (r.pos == body.len()).then_some(frame)
+}
+
+fn decode_append(r: &mut Reader<'_>, topic_id: u64) -> Option<AppendFrame> {
+    let first_seq = r.u64()?;
+    let ts = r.u64()? as i64;
+    let count = r.u32()? as usize;
+    let key = r.string16()?;
+    // Each record takes at least 6 bytes, so a count the body cannot hold is corrupt.
+    if count == 0 || count > r.remaining() / 6 || first_seq == 0 {
+        return None;
+    }
+    first_seq.checked_add(count as u64)?;
+    let mut records = Vec::with_capacity(count);
+    for i in 0..count as u64 {
+        let flags = r.u8()?;
+        let hops = r.u8()?;
+        if flags & !(FLAG_NODE | FLAG_TAG | FLAG_META) != 0 {
+            return None;
+        }
+        let node = if flags & FLAG_NODE != 0 {
+            Some(Arc::from(r.string16()?))
+        } else {
+            None
+        };
+        let tag = if flags & FLAG_TAG != 0 {
+            Some(Arc::from(r.string16()?))
+        } else {
+            None
+        };
+        let data = r.bytes32()?;
+        let meta = if flags & FLAG_META != 0 {
+            Some(r.bytes32()?)
+        } else {
+            None
+        };
+        records.push(Record {
+            seq: first_seq + i,
+            ts,
+            node,
+            tag,
+            data,
+            meta,
+            hops,
+        });
+    }
+    let idempotency_key = (!key.is_empty()).then_some(key);
+    Some(AppendFrame {
+        topic_id,
+        idempotency_key,
+        records,
+    })
+}
+
+/// Bounds-checked little-endian reader; every accessor returns `None` past the end.
+struct Reader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    }
+
+    fn string16(&mut self) -> Option<String> {
+        let n = self.u16()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+
+    fn bytes32(&mut self) -> Option<Bytes> {
+        let n = self.u32()? as usize;
+        let start = self.pos;
+        self.take(n)?;
+        Some(self.buf.slice(start..start + n))
+    }
+}
+
+#[cfg(test)]
+mod tests;

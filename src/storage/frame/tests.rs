@@ -1,0 +1,173 @@
+use super::*;
+use proptest::prelude::*;
+
+fn draft(data: &str, node: Option<&str>, tag: Option<&str>, meta: Option<&str>) -> RecordDraft {
+    RecordDraft {
+        node: node.map(Arc::from),
+        tag: tag.map(Arc::from),
+        data: Bytes::copy_from_slice(data.as_bytes()),
+        meta: meta.map(|m| Bytes::copy_from_slice(m.as_bytes())),
+        hops: 0,
+    }
+}
+
+fn all_frames(buf: &Bytes) -> Vec<Frame> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < buf.len() {
+        let (f, next) = decode(buf, at).expect("valid frame");
+        out.push(f);
+        at = next;
+    }
+    out
+}
+
+#[test]
+fn every_kind_round_trips() {
+    let mut out = Vec::new();
+    encode_config(&mut out, 7, "orders", br#"{"type":"log"}"#);
+    encode_delete(&mut out, 7);
+    encode_reserve(&mut out, 8, 512);
+    encode_head(&mut out, 8, 300);
+    let recs = [
+        draft("1", Some("n"), Some("t"), Some("{}")),
+        draft("null", None, None, None),
+    ];
+    encode_append(&mut out, 9, 41, 1234, Some("k1"), &recs);
+    let frames = all_frames(&Bytes::from(out));
+    assert_eq!(frames.len(), 5);
+    assert_eq!(
+        frames[0],
+        Frame::Config {
+            topic_id: 7,
+            name: "orders".into(),
+            config: Bytes::from_static(br#"{"type":"log"}"#)
+        }
+    );
+    assert_eq!(frames[1], Frame::Delete { topic_id: 7 });
+    assert_eq!(
+        frames[2],
+        Frame::Reserve {
+            topic_id: 8,
+            ceiling: 512
+        }
+    );
+    assert_eq!(
+        frames[3],
+        Frame::Head {
+            topic_id: 8,
+            head_seq: 300
+        }
+    );
+    let Frame::Append(a) = &frames[4] else {
+        panic!("append expected")
+    };
+    assert_eq!(a.topic_id, 9);
+    assert_eq!(a.idempotency_key.as_deref(), Some("k1"));
+    assert_eq!(a.records[0].clone(), recs[0].clone().into_record(41, 1234));
+    assert_eq!(a.records[1].clone(), recs[1].clone().into_record(42, 1234));
+}
+
+#[test]
+fn every_strict_prefix_is_truncated() {
+    let mut out = Vec::new();
+    encode_append(
+        &mut out,
+        1,
+        1,
+        0,
+        None,
+        &[draft(r#"{"a":1}"#, Some("n"), None, None)],
+    );
+    for cut in 0..out.len() {
+        let buf = Bytes::copy_from_slice(&out[..cut]);
+        assert_eq!(
+            decode(&buf, 0).unwrap_err(),
+            DecodeError::Truncated,
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn any_flipped_bit_is_rejected() {
+    let mut out = Vec::new();
+    encode_append(
+        &mut out,
+        1,
+        1,
+        0,
+        None,
+        &[draft(r#"{"a":1}"#, None, Some("t"), None)],
+    );
+    for byte in 0..out.len() {
+        for bit in 0..8 {
+            let mut bad = out.clone();
+            bad[byte] ^= 1 << bit;
+            assert!(
+                decode(&Bytes::from(bad), 0).is_err(),
+                "flip {byte}:{bit} accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn file_header_round_trips_and_rejects_other_versions() {
+    let h = FileHeader { shard: 3, boot: 77 };
+    let enc = h.encode();
+    assert_eq!(FileHeader::decode(&enc), Ok(h));
+    let mut bad = enc;
+    bad[8] = 9;
+    assert_eq!(FileHeader::decode(&bad), Err(DecodeError::Corrupt));
+    assert_eq!(FileHeader::decode(&enc[..5]), Err(DecodeError::Truncated));
+}
+
+#[test]
+fn oversized_length_is_corrupt_not_an_allocation() {
+    let mut buf = vec![0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0];
+    buf.extend_from_slice(&[0u8; 32]);
+    assert_eq!(
+        decode(&Bytes::from(buf), 0).unwrap_err(),
+        DecodeError::Corrupt
+    );
+}
+
+proptest! {
+    #[test]
+    fn decoder_never_panics_on_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let buf = Bytes::from(bytes);
+        let mut at = 0;
+        while let Ok((_, next)) = decode(&buf, at) {
+            prop_assert!(next > at);
+            at = next;
+        }
+    }
+
+    #[test]
+    fn random_batches_round_trip(
+        first_seq in 1u64..1_000_000,
+        ts in any::<i64>(),
+        recs in prop::collection::vec(
+            ("[ -~]{0,20}", prop::option::of("[a-z]{0,8}"), prop::option::of("[a-z]{0,8}"),
+             prop::option::of("[ -~]{0,20}"), any::<u8>()),
+            1..20),
+        key in prop::option::of("[a-z0-9]{1,16}"),
+    ) {
+        let drafts: Vec<RecordDraft> = recs.iter().map(|(d, n, t, m, h)| {
+            let mut r = draft(d, n.as_deref(), t.as_deref(), m.as_deref());
+            r.hops = *h;
+            r
+        }).collect();
+        let mut out = Vec::new();
+        encode_append(&mut out, 5, first_seq, ts, key.as_deref(), &drafts);
+        let buf = Bytes::from(out);
+        let (frame, end) = decode(&buf, 0).unwrap();
+        prop_assert_eq!(end, buf.len());
+        let Frame::Append(a) = frame else { panic!() };
+        prop_assert_eq!(a.idempotency_key, key);
+        for (i, (got, want)) in a.records.iter().zip(drafts).enumerate() {
+            prop_assert_eq!(got, &want.into_record(first_seq + i as u64, ts));
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The actor loop: one task per topic, selecting over its mailbox and the completions of its
+//! own in-flight WAL syncs (the front pending write and the seq reservation).
+
+use super::append::Pending;
+use super::{Command, RecoveredTopic, TopicCtx, TopicError};
+use crate::model::record::Record;
+use crate::model::topic_config::TopicConfig;
+use crate::storage::frame;
+use crate::storage::health::StoreError;
+use crate::storage::shard_of;
+use crate::storage::wal::{Commit, SubmitError, SyncResult};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// All mutable state of one topic. Only this task touches it.
+pub(super) struct Actor {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub config: TopicConfig,
+    pub shard: usize,
+    pub ctx: Arc<TopicCtx>,
+    /// Visible records, ascending by seq (holes allowed).
+    pub records: VecDeque<Record>,
+    /// Highest visible seq (`head_seq` on the wire).
+    pub head_seq: u64,
+    /// Highest seq handed out, visible or still pending.
+    pub assigned_seq: u64,
+    /// Seqs up to here are covered by a synced reservation.
+    pub durable_ceiling: u64,
+    /// In-flight reservation: its target ceiling and sync completion.
+    pub reserve_inflight: Option<(u64, oneshot::Receiver<SyncResult>)>,
+    /// Writes waiting for their ack point, in seq order.
+    pub pending: VecDeque<Pending>,
+    pub bytes: u64,
+    /// Last assigned `$ts`; keeps `$ts` non-decreasing in seq even if the clock steps back.
+    pub last_ts: i64,
+    pub last_write_ts: Option<i64>,
+    pub last_read_ts: Option<i64>,
+    pub last_consumed_ts: Option<i64>,
+    /// Publishes the visible head; long-polls wait on it. Dropped when the topic dies.
+    pub head_tx: watch::Sender<u64>,
+    pub mailbox: mpsc::Receiver<Command>,
+}
+
+enum Event {
+    Synced(SyncResult),
+    Reserved(SyncResult),
+    Cmd(Option<Command>),
+}
+
+/// Resolves with the receiver's result, or never when there is none.
+async fn maybe(rx: Option<&mut oneshot::Receiver<SyncResult>>) -> SyncResult {
+    match rx {
+        Some(rx) => rx
+            .await
+            .unwrap_or_else(|_| Err(StoreError("WAL writer stopped".into()))),
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    /// A fresh or recovered topic; returns the actor and the watch receiver for its handle.
+    pub fn new(
+        rec: RecoveredTopic,
+        ctx: Arc<TopicCtx>,
+        mailbox: mpsc::Receiver<Command>,
+    ) -> (Actor, watch::Receiver<u64>) {
+        let head = rec.head_seq();
+        let (head_tx, head_rx) = watch::channel(head);
+        let bytes = rec.records.iter().map(Record::payload_bytes).sum();
+        let last_ts = rec.records.back().map_or(0, |r| r.ts);
+        let shard = shard_of(&rec.name, ctx.wal.shard_count());
+        let actor = Actor {
+            id: rec.id,
+            name: Arc::from(rec.name),
+            config: rec.config,
+            shard,
+            ctx,
+            records: rec.records,
+            head_seq: head,
+            assigned_seq: head,
+            durable_ceiling: rec.ceiling,
+            reserve_inflight: None,
+            pending: VecDeque::new(),
+            bytes,
+            last_ts,
+            last_write_ts: None,
+            last_read_ts: None,
+            last_consumed_ts: None,
+            head_tx,
+            mailbox,
+        };
+        (actor, head_rx)
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            let event = {
+                let front = self.pending.front_mut().and_then(|p| p.wait.as_mut());
+                let reserve = self.reserve_inflight.as_mut().map(|(_, rx)| rx);
+                tokio::select! {
+                    biased;
+                    r = maybe(front) => Event::Synced(r),
+                    r = maybe(reserve) => Event::Reserved(r),
+                    c = self.mailbox.recv() => Event::Cmd(c),
+                }
+            };
+            match event {
+                Event::Synced(r) => self.on_front_synced(r),
+                Event::Reserved(r) => self.on_reserved(r),
+                Event::Cmd(None) => return self.fail_pending(TopicError::Gone),
+                Event::Cmd(Some(cmd)) => {
+                    if self.handle(cmd).await.is_break() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) -> std::ops::ControlFlow<()> {
+        use std::ops::ControlFlow::{Break, Continue};
+        match cmd {
+            Command::Append { req, reply } => self.on_append(req, reply),
+            Command::Read { req, reply } => {
+                let _ = reply.send(self.read(&req));
+            }
+            Command::State { touch, reply } => {
+                let _ = reply.send(self.state(touch));
+            }
+            Command::PutConfig { config, reply } => {
+                let _ = reply.send(self.put_config(config).await);
+            }
+            Command::Delete { if_empty, reply } => {
+                if if_empty && !self.records.is_empty() {
+                    let count = self.records.len() as u64;
+                    let _ = reply.send(Err(TopicError::NotEmpty { count }));
+                    return Continue(());
+                }
+                let result = self
+                    .durable_frame(frame::encode_delete)
+                    .await;
+                let ok = result.is_ok();
+                let _ = reply.send(result);
+                if ok {
+                    self.fail_pending(TopicError::Gone);
+                    return Break(());
+                }
+            }
+            Command::Finalize { reply } => {
+                self.finalize();
+                let _ = reply.send(());
+                return Break(());
+            }
+        }
+        Continue(())
+    }
+
+    /// Replace the config durably; `Ok(false)` when identical (no-op).
+    async fn put_config(&mut self, config: TopicConfig) -> Result<bool, TopicError> {
+        if config == self.config {
+            return Ok(false);
+        }
+        if config.kind != self.config.kind {
+            return Err(TopicError::TypeChange {
+                existing: kind_str(&self.config),
+                requested: kind_str(&config),
+            });
+        }
+        let json = serde_json::to_vec(&config)
+            .map_err(|e| TopicError::Storage(StoreError(e.to_string().into())))?;
+        let name = self.name.clone();
+        self.durable_frame(|out, id| frame::encode_config(out, id, &name, &json))
+            .await?;
+        self.config = config;
+        Ok(true)
+    }
+
+    /// Write one definition frame and wait for its sync (definitions are durable before
+    /// the response in every class).
+    async fn durable_frame(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>, u64),
+    ) -> Result<(), TopicError> {
+        let mut buf = Vec::new();
+        encode(&mut buf, self.id);
+        match self.ctx.wal.submit(self.shard, buf, Commit::Wait) {
+            Ok(Some(mut rx)) => maybe(Some(&mut rx)).await.map_err(TopicError::Storage),
+            Ok(None) => Ok(()),
+            Err(SubmitError::Full) => Err(TopicError::Throttled),
+            Err(SubmitError::Failed(e)) => Err(TopicError::Storage(e)),
+        }
+    }
+
+    /// Graceful shutdown: record the exact head so a clean restart leaves no reserved holes.
+    fn finalize(&mut self) {
+        let head = self.head_seq.max(self.assigned_seq);
+        let mut buf = Vec::new();
+        frame::encode_head(&mut buf, self.id, head);
+        if let Err(e) = self.ctx.wal.submit(self.shard, buf, Commit::Lazy) {
+            tracing::warn!(topic = %self.name, error = ?e, "could not record the final head");
+        }
+        self.fail_pending(TopicError::Gone);
+    }
+}
+
+pub(super) fn kind_str(c: &TopicConfig) -> &'static str {
+    match c.kind {
+        crate::model::topic_config::TopicType::Log => "log",
+        crate::model::topic_config::TopicType::Queue => "queue",
+    }
+}

@@ -1,0 +1,223 @@
+//! The write path inside the actor: seq assignment, seq reservations, WAL submission and the
+//! ordered publication of pending writes at their ack points.
+
+use super::actor::Actor;
+use super::{AppendOk, AppendRequest, Reply, TopicError};
+use crate::model::record::Record;
+use crate::model::topic_config::Durability;
+use crate::storage::frame;
+use crate::storage::wal::{Commit, SubmitError, SyncResult};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// A write whose seqs are assigned but which is not yet visible.
+pub(super) struct Pending {
+    pub records: Vec<Record>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Sync completion for `fsync`-class frames; `None` once synced or when not needed.
+    pub wait: Option<oneshot::Receiver<SyncResult>>,
+    /// Must a durable reservation cover `last_seq` before the ack?
+    pub needs_ceiling: bool,
+    pub failed: Option<TopicError>,
+    pub reply: Reply<Result<AppendOk, TopicError>>,
+    pub wal_append_ms: f64,
+    /// When the sync wait began (fsync class).
+    pub submitted: Option<Instant>,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn commit_for(class: Durability) -> Commit {
+    match class {
+        Durability::Fsync => Commit::Wait,
+        Durability::Disk => Commit::Soon,
+        Durability::Memory | Durability::Ephemeral => Commit::Lazy,
+    }
+}
+
+impl Actor {
+    pub(super) fn on_append(
+        &mut self,
+        req: AppendRequest,
+        reply: Reply<Result<AppendOk, TopicError>>,
+    ) {
+        if self.ctx.wal.health().is_poisoned() && self.config.durability.uses_wal() {
+            let _ = reply.send(Err(TopicError::Storage(self.ctx.wal.health().error())));
+            return;
+        }
+        let n = req.records.len() as u64;
+        let first = self.assigned_seq + 1;
+        let last = self.assigned_seq + n;
+        let ts = self.ctx.clock.now_ms().max(self.last_ts);
+        let class = self.config.durability;
+        let needs_ceiling = class.reserves_seqs() && last > self.durable_ceiling;
+        if class.reserves_seqs() {
+            if let Err(e) = self.reserve_for(last) {
+                if needs_ceiling {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            }
+        }
+        let t0 = Instant::now();
+        let mut wait = None;
+        if class.uses_wal() {
+            let key = req.idempotency_key.as_deref();
+            let size: usize = req
+                .records
+                .iter()
+                .map(|r| r.payload_bytes() as usize + 16)
+                .sum();
+            let mut buf = Vec::with_capacity(64 + size);
+            frame::encode_append(&mut buf, self.id, first, ts, key, &req.records);
+            match self.ctx.wal.submit(self.shard, buf, commit_for(class)) {
+                Ok(rx) => wait = rx,
+                Err(SubmitError::Full) => {
+                    let _ = reply.send(Err(TopicError::Throttled));
+                    return;
+                }
+                Err(SubmitError::Failed(e)) => {
+                    let _ = reply.send(Err(TopicError::Storage(e)));
+                    return;
+                }
+            }
+        }
+        let wal_append_ms = if class.uses_wal() { ms_since(t0) } else { 0.0 };
+        self.assigned_seq = last;
+        self.last_ts = ts;
+        let records = req
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| d.into_record(first + i as u64, ts))
+            .collect();
+        let submitted = wait.as_ref().map(|_| Instant::now());
+        self.pending.push_back(Pending {
+            records,
+            first_seq: first,
+            last_seq: last,
+            wait,
+            needs_ceiling,
+            failed: None,
+            reply,
+            wal_append_ms,
+            submitted,
+        });
+        self.publish_ready();
+    }
+
+    /// Make sure a reservation covering `last` is durable or on its way; top up ahead of
+    /// need so a steady writer rarely waits for one.
+    pub(super) fn reserve_for(&mut self, last: u64) -> Result<(), TopicError> {
+        if self.reserve_inflight.is_some() {
+            return Ok(()); // its completion re-checks what is still needed
+        }
+        let ahead = self.ctx.seq_reserve_ahead.max(1);
+        if last + ahead / 2 <= self.durable_ceiling {
+            return Ok(());
+        }
+        let target = last + ahead;
+        let mut buf = Vec::new();
+        frame::encode_reserve(&mut buf, self.id, target);
+        match self.ctx.wal.submit(self.shard, buf, Commit::Wait) {
+            Ok(Some(rx)) => {
+                self.reserve_inflight = Some((target, rx));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(SubmitError::Full) => Err(TopicError::Throttled),
+            Err(SubmitError::Failed(e)) => Err(TopicError::Storage(e)),
+        }
+    }
+
+    pub(super) fn on_reserved(&mut self, result: SyncResult) {
+        let Some((target, _)) = self.reserve_inflight.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.durable_ceiling = self.durable_ceiling.max(target);
+                if self.config.durability.reserves_seqs() {
+                    let _ = self.reserve_for(self.assigned_seq);
+                }
+            }
+            Err(e) => {
+                for p in self.pending.iter_mut() {
+                    if p.needs_ceiling && p.last_seq > self.durable_ceiling {
+                        p.failed = Some(TopicError::Storage(e.clone()));
+                    }
+                }
+            }
+        }
+        self.publish_ready();
+    }
+
+    pub(super) fn on_front_synced(&mut self, result: SyncResult) {
+        if let Some(p) = self.pending.front_mut() {
+            p.wait = None;
+            if let Err(e) = result {
+                p.failed = Some(TopicError::Storage(e));
+            }
+        }
+        self.publish_ready();
+    }
+
+    /// Publish pending writes from the front while their ack points are reached.
+    pub(super) fn publish_ready(&mut self) {
+        while let Some(front) = self.pending.front() {
+            let blocked = front.failed.is_none()
+                && (front.wait.is_some()
+                    || (front.needs_ceiling && front.last_seq > self.durable_ceiling));
+            if blocked {
+                // A stalled reservation with nothing in flight would block forever: retry it.
+                if self.reserve_inflight.is_none() && front.wait.is_none() {
+                    if let Err(e) = self.reserve_for(front.last_seq) {
+                        if let Some(p) = self.pending.front_mut() {
+                            p.failed = Some(e);
+                        }
+                        continue;
+                    }
+                }
+                return;
+            }
+            let Some(p) = self.pending.pop_front() else {
+                return;
+            };
+            match p.failed {
+                Some(e) => {
+                    let _ = p.reply.send(Err(e));
+                }
+                None => self.publish(p),
+            }
+        }
+    }
+
+    fn publish(&mut self, p: Pending) {
+        let ts = p.records.first().map(|r| r.ts);
+        for r in p.records {
+            self.bytes += r.payload_bytes();
+            self.records.push_back(r);
+        }
+        self.head_seq = self.head_seq.max(p.last_seq);
+        self.last_write_ts = ts.or(self.last_write_ts);
+        self.head_tx.send_replace(self.head_seq);
+        let ok = AppendOk {
+            first_seq: p.first_seq,
+            last_seq: p.last_seq,
+            head_seq: self.head_seq,
+            wal_append_ms: p.wal_append_ms,
+            fsync_ms: p.submitted.map_or(0.0, ms_since),
+        };
+        let _ = p.reply.send(Ok(ok));
+    }
+
+    /// Answer every pending write with `err` (topic deleted, shutting down).
+    pub(super) fn fail_pending(&mut self, err: TopicError) {
+        for p in self.pending.drain(..) {
+            let _ = p.reply.send(Err(err.clone()));
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Cheap-clone handle to a topic actor. Every method sends one command and awaits its reply;
+//! a full mailbox is back-pressure (`Throttled`), a closed one means the topic is gone.
+
+use super::actor::Actor;
+use super::{
+    AppendOk, AppendRequest, Command, ReadRequest, ReadResult, RecoveredTopic, TopicCtx,
+    TopicError, TopicState,
+};
+use crate::model::topic_config::TopicConfig;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+#[derive(Clone, Debug)]
+pub struct TopicHandle {
+    pub id: u64,
+    pub name: Arc<str>,
+    tx: mpsc::Sender<Command>,
+    head_rx: watch::Receiver<u64>,
+}
+
+impl TopicHandle {
+    /// Start the actor task for `rec`.
+    pub fn spawn(rec: RecoveredTopic, ctx: Arc<TopicCtx>) -> TopicHandle {
+        let (tx, rx) = mpsc::channel(ctx.mailbox);
+        let id = rec.id;
+        let name: Arc<str> = Arc::from(rec.name.as_str());
+        let (actor, head_rx) = Actor::new(rec, ctx, rx);
+        tokio::spawn(actor.run());
+        TopicHandle {
+            id,
+            name,
+            tx,
+            head_rx,
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, TopicError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.try_send(make(reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => TopicError::Throttled,
+            mpsc::error::TrySendError::Closed(_) => TopicError::Gone,
+        })?;
+        rx.await.map_err(|_| TopicError::Gone)
+    }
+
+    pub async fn append(&self, req: AppendRequest) -> Result<AppendOk, TopicError> {
+        self.call(|reply| Command::Append { req, reply }).await?
+    }
+
+    pub async fn read(&self, req: ReadRequest) -> Result<ReadResult, TopicError> {
+        self.call(|reply| Command::Read { req, reply }).await
+    }
+
+    pub async fn state(&self, touch: bool) -> Result<TopicState, TopicError> {
+        self.call(|reply| Command::State { touch, reply }).await
+    }
+
+    /// `Ok(true)` when the stored config changed.
+    pub async fn put_config(&self, config: TopicConfig) -> Result<bool, TopicError> {
+        self.call(|reply| Command::PutConfig { config, reply })
+            .await?
+    }
+
+    pub async fn delete(&self, if_empty: bool) -> Result<(), TopicError> {
+        self.call(|reply| Command::Delete { if_empty, reply })
+            .await?
+    }
+
+    /// Graceful shutdown: record the exact head and stop.
+    pub async fn finalize(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Finalize { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// A receiver that changes whenever the visible head moves, and errors once the topic
+    /// is gone. Long-polls subscribe before reading so no append is missed.
+    pub fn head_watch(&self) -> watch::Receiver<u64> {
+        self.head_rx.clone()
+    }
+}

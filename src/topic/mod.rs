@@ -1,0 +1,134 @@
+//! The per-topic actor. Only the actor mutates its topic: it owns the records, watermarks and
+//! pending commits, receives commands on a bounded mailbox and replies on oneshots. It never
+//! blocks on the disk for record writes: WAL sync completions arrive as messages it selects on.
+//!
+//! Invariants: seqs are assigned contiguously and never reused; a record becomes visible only
+//! at its class's ack point, and visibility is a prefix (a later write is never visible before
+//! an earlier one); an `fsync`-class ack is sent only after the covering fsync; a seq of a
+//! reserving class is acked only once a durable reservation covers it.
+
+mod actor;
+mod append;
+mod handle;
+mod read;
+pub mod recovered;
+
+pub use handle::TopicHandle;
+pub use recovered::RecoveredTopic;
+
+use crate::clock::Clock;
+use crate::model::read::Tombstone;
+use crate::model::record::{Record, RecordDraft};
+use crate::model::topic_config::TopicConfig;
+use crate::storage::health::StoreError;
+use crate::storage::wal::Wal;
+use std::sync::Arc;
+
+/// What every actor shares: the WAL, the clock and tunables.
+#[derive(Debug)]
+pub struct TopicCtx {
+    pub wal: Wal,
+    pub clock: Arc<dyn Clock>,
+    pub seq_reserve_ahead: u64,
+    pub mailbox: usize,
+    pub priority: crate::model::priority::PriorityParams,
+}
+
+/// Why a topic command failed.
+#[derive(Debug, Clone)]
+pub enum TopicError {
+    /// The topic was deleted (or never existed for this handle).
+    Gone,
+    /// Mailbox or WAL queue full.
+    Throttled,
+    Storage(StoreError),
+    NotEmpty {
+        count: u64,
+    },
+    TypeChange {
+        existing: &'static str,
+        requested: &'static str,
+    },
+}
+
+/// A write as the actor receives it.
+#[derive(Debug)]
+pub struct AppendRequest {
+    pub records: Vec<RecordDraft>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppendOk {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub head_seq: u64,
+    pub wal_append_ms: f64,
+    pub fsync_ms: f64,
+}
+
+/// A cursor read.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub from_seq: u64,
+    pub limit: usize,
+    pub budget_bytes: u64,
+    pub skip_nodes: Vec<String>,
+    pub include_meta: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Vec<Record>,
+    pub next_from_seq: u64,
+    pub head_seq: u64,
+    pub earliest_seq: u64,
+    pub caught_up: bool,
+    pub tombstone: Option<Tombstone>,
+    pub lag: u64,
+    pub scanned: u64,
+}
+
+/// Everything `GET /v0/topics/:topic` and the list show.
+#[derive(Debug, Clone)]
+pub struct TopicState {
+    pub name: Arc<str>,
+    pub config: TopicConfig,
+    pub head_seq: u64,
+    pub earliest_seq: u64,
+    pub count: u64,
+    pub bytes: u64,
+    pub effective_priority: i64,
+    pub last_write_ts: Option<i64>,
+    pub last_read_ts: Option<i64>,
+}
+
+type Reply<T> = tokio::sync::oneshot::Sender<T>;
+
+/// Messages to the actor.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Append {
+        req: AppendRequest,
+        reply: Reply<Result<AppendOk, TopicError>>,
+    },
+    Read {
+        req: ReadRequest,
+        reply: Reply<ReadResult>,
+    },
+    State {
+        touch: bool,
+        reply: Reply<TopicState>,
+    },
+    PutConfig {
+        config: TopicConfig,
+        reply: Reply<Result<bool, TopicError>>,
+    },
+    Delete {
+        if_empty: bool,
+        reply: Reply<Result<(), TopicError>>,
+    },
+    Finalize {
+        reply: Reply<()>,
+    },
+}

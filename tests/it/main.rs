@@ -1,0 +1,13 @@
+//! HTTP integration tests: the real `topics` binary on an ephemeral port, one temp data dir per
+//! test, driven through a minimal blocking HTTP/1.1 client. Each module pins one area of the
+//! wire contract (`/work/shared/spec/API.md`).
+
+mod harness;
+
+mod cli;
+mod diff;
+mod durability;
+mod errors;
+mod lifecycle;
+mod probes;
+mod write;
