@@ -46,7 +46,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     };
     state.set_ready(registry.clone());
     tracing::info!(topics = registry.len(), "ready");
+    crate::ops::systemd::ready(registry.len());
     crate::ops::shutdown_signal().await;
+    crate::ops::systemd::stopping();
     tracing::info!("shutting down: draining requests");
     let _ = stop_tx.send(());
     let _ = server.await;
@@ -79,6 +81,7 @@ async fn start(
     health: &Arc<StorageHealth>,
 ) -> Result<(Arc<Registry>, Wal), String> {
     let t0 = Instant::now();
+    crate::ops::systemd::status("replaying the write-ahead log");
     let dir = crate::storage::wal_dir(&config.server.data_dir);
     let p = progress.clone();
     let replay_dir = dir.clone();

@@ -17,3 +17,23 @@ pub async fn shutdown_signal() {
         }
     }
 }
+
+/// systemd `Type=notify` integration; every call is a no-op outside systemd (no
+/// `NOTIFY_SOCKET`), so it is safe to call unconditionally.
+pub mod systemd {
+    use sd_notify::NotifyState;
+
+    pub fn status(text: &str) {
+        let _ = sd_notify::notify(&[NotifyState::Status(text)]);
+    }
+
+    /// READY=1 only after replay: systemd starts dependents once we can take traffic.
+    pub fn ready(topics: usize) {
+        let status = format!("ready: {topics} topics");
+        let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    }
+
+    pub fn stopping() {
+        let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    }
+}
