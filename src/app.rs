@@ -119,6 +119,8 @@ async fn start(
             half_life_ms: p.half_life_ms as f64,
             idle_cutoff_ms: p.idle_cutoff_ms as i64,
         },
+        total_bytes: std::sync::atomic::AtomicU64::new(0),
+        max_total_bytes: config.limits.max_total_bytes,
     });
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);

@@ -116,6 +116,29 @@ impl ApiError {
             .with_detail(json!({
                 "topic": topic, "existing_type": existing, "requested_type": requested
             })),
+            TopicError::TopicFull {
+                cap_records,
+                cap_bytes,
+                head_seq,
+                earliest_seq,
+            } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "topic_full",
+                format!("topic {topic:?} is full and discards new writes"),
+            )
+            .with_detail(
+                json!({ "topic": topic, "cap_records": cap_records, "cap_bytes": cap_bytes,
+                "head_seq": head_seq, "earliest_seq": earliest_seq }),
+            ),
+            TopicError::LargerThanCap { what, size, cap } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "record_too_large",
+                format!("this write alone ({size} {what}) exceeds the topic's cap of {cap} {what}"),
+            ),
+            TopicError::Quota { max } => Self::throttled(format!(
+                "the server-wide retained byte quota of {max} is reached"
+            ))
+            .with_detail(json!({ "limit": "max_total_bytes", "max": max })),
         }
     }
 

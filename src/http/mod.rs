@@ -3,6 +3,7 @@
 //! touch storage.
 
 mod body;
+mod delete;
 mod diff;
 mod probes;
 mod render;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
                 .post(write::write),
         )
         .route("/v0/topics/{topic}/diff", post(diff::diff))
+        .route("/v0/topics/{topic}/delete", post(delete::delete_records))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_ready));
     Router::new()
         .route("/v0/health", get(probes::health))
@@ -119,4 +121,81 @@ async fn not_found(State(state): State<AppState>) -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn not_ready_app() -> (Router, Arc<ReplayProgress>) {
+        let progress = Arc::new(ReplayProgress::default());
+        progress.total_bytes.store(4, Ordering::Relaxed);
+        progress.done_bytes.store(1, Ordering::Relaxed);
+        let state = AppState::new(
+            Arc::new(Config::default()),
+            progress.clone(),
+            StorageHealth::new(),
+        );
+        (router(state), progress)
+    }
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+    ) -> (StatusCode, Option<String>, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            retry,
+            serde_json::from_slice(&body).unwrap_or_default(),
+        )
+    }
+
+    use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn data_routes_answer_not_ready_during_replay_with_progress() {
+        let (app, _) = not_ready_app();
+        for (method, uri) in [
+            ("GET", "/v0/topics"),
+            ("GET", "/v0/topics/a"),
+            ("POST", "/v0/topics/a/diff"),
+            ("POST", "/v0/topics/a"),
+            ("GET", "/v0/unknown"),
+        ] {
+            let (status, retry, body) = call(&app, method, uri).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}");
+            assert_eq!(retry.as_deref(), Some("1"));
+            assert_eq!(body["error"]["code"], "not_ready");
+            assert_eq!(body["error"]["detail"]["replay_progress"], 0.25);
+        }
+        let (status, _, body) = call(&app, "GET", "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "not_ready");
+    }
+
+    #[tokio::test]
+    async fn health_is_up_during_replay() {
+        let (app, _) = not_ready_app();
+        for uri in ["/v0/health", "/healthz"] {
+            let (status, _, body) = call(&app, "GET", uri).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["status"], "ok");
+        }
+    }
 }

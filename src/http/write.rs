@@ -74,6 +74,13 @@ pub async fn write(
         .append(req)
         .await
         .map_err(|e| ApiError::from_topic(&topic, e))?;
+    // A dedupe is always 200 with created:false and the original seqs (§5.4).
+    let created = created && !ok.deduped;
+    let count = if ok.deduped {
+        (ok.last_seq + 1 - ok.first_seq) as usize
+    } else {
+        count
+    };
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -191,9 +198,19 @@ fn render(
     } else {
         b",\"created\":false"
     });
-    out.extend_from_slice(b",\"deduped\":false,\"performance\":");
-    let perf = serde_json::json!({ "server_total_ms": ms(started),
-        "wal_append_ms": ok.wal_append_ms, "fsync_ms": ok.fsync_ms });
+    out.extend_from_slice(if ok.deduped {
+        b",\"deduped\":true"
+    } else {
+        b",\"deduped\":false"
+    });
+    out.extend_from_slice(b",\"performance\":");
+    // Deduped responses carry only server_total_ms (§5.4).
+    let perf = if ok.deduped {
+        serde_json::json!({ "server_total_ms": ms(started) })
+    } else {
+        serde_json::json!({ "server_total_ms": ms(started),
+            "wal_append_ms": ok.wal_append_ms, "fsync_ms": ok.fsync_ms })
+    };
     let _ = serde_json::to_writer(&mut out, &perf);
     out.push(b'}');
     out

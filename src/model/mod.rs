@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod name;
+pub mod predicate;
 pub mod priority;
 pub mod read;
 pub mod record;

@@ -65,7 +65,7 @@ pub fn plan_start(from_seq: u64, w: &Watermarks) -> (Option<Tombstone>, u64) {
         return (Some(t), l.saturating_sub(1));
     }
     let e = w.floors.evict_floor(h);
-    if from_seq + 1 < e {
+    if from_seq.saturating_add(1) < e {
         let gap_from = from_seq + 1;
         let t = Tombstone {
             gap_from,

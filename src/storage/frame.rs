@@ -3,6 +3,8 @@
 //! The decoder checks the length before trusting it and never panics on any input: a frame is
 //! either fully valid or reported as torn/corrupt. Layouts are documented in docs/STORAGE.md.
 
+use crate::model::predicate::TagPredicate;
+use crate::model::read::LossFloors;
 use crate::model::record::{Record, RecordDraft};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -19,6 +21,12 @@ const KIND_DELETE: u8 = 2;
 const KIND_APPEND: u8 = 3;
 const KIND_RESERVE: u8 = 4;
 const KIND_HEAD: u8 = 5;
+const KIND_FLOORS: u8 = 6;
+const KIND_DELETE_RECORDS: u8 = 7;
+
+const PRED_NONE: u8 = 0;
+const PRED_EQ: u8 = 1;
+const PRED_PREFIX: u8 = 2;
 
 const FLAG_NODE: u8 = 1;
 const FLAG_TAG: u8 = 2;
@@ -41,6 +49,14 @@ pub enum Frame {
     Reserve { topic_id: u64, ceiling: u64 },
     /// Exact head at a graceful shutdown.
     Head { topic_id: u64, head_seq: u64 },
+    /// Highest seq lost to cap eviction, TTL expiry and source trim (tombstone floors).
+    Floors { topic_id: u64, floors: LossFloors },
+    /// Permanent delete of live records with seq < `bound` matching `pred` (all if `None`).
+    DeleteRecords {
+        topic_id: u64,
+        bound: u64,
+        pred: Option<TagPredicate>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +153,32 @@ pub fn encode_head(out: &mut Vec<u8>, topic_id: u64, head_seq: u64) {
     f.seal();
 }
 
+pub fn encode_floors(out: &mut Vec<u8>, topic_id: u64, floors: &LossFloors) {
+    let f = FrameBuf::begin(out, KIND_FLOORS, topic_id);
+    for v in [floors.cap, floors.ttl, floors.source_trim] {
+        f.out.extend_from_slice(&v.to_le_bytes());
+    }
+    f.seal();
+}
+
+pub fn encode_delete_records(
+    out: &mut Vec<u8>,
+    topic_id: u64,
+    bound: u64,
+    pred: Option<&TagPredicate>,
+) {
+    let f = FrameBuf::begin(out, KIND_DELETE_RECORDS, topic_id);
+    f.out.extend_from_slice(&bound.to_le_bytes());
+    let (kind, value) = match pred {
+        None => (PRED_NONE, ""),
+        Some(TagPredicate::Eq(v)) => (PRED_EQ, v.as_str()),
+        Some(TagPredicate::Prefix(p)) => (PRED_PREFIX, p.as_str()),
+    };
+    f.out.push(kind);
+    put_bytes16(f.out, value.as_bytes());
+    f.seal();
+}
+
 /// One write batch; records get seqs `first_seq..` in order and the shared `ts`.
 pub fn encode_append(
     out: &mut Vec<u8>,
@@ -230,6 +272,30 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
             head_seq: r.u64()?,
         },
         KIND_APPEND => Frame::Append(decode_append(&mut r, topic_id)?),
+        KIND_FLOORS => Frame::Floors {
+            topic_id,
+            floors: LossFloors {
+                cap: r.u64()?,
+                ttl: r.u64()?,
+                source_trim: r.u64()?,
+            },
+        },
+        KIND_DELETE_RECORDS => {
+            let bound = r.u64()?;
+            let kind = r.u8()?;
+            let value = r.string16()?;
+            let pred = match kind {
+                PRED_NONE if value.is_empty() => None,
+                PRED_EQ => Some(TagPredicate::Eq(value)),
+                PRED_PREFIX => Some(TagPredicate::Prefix(value)),
+                _ => return None,
+            };
+            Frame::DeleteRecords {
+                topic_id,
+                bound,
+                pred,
+            }
+        }
         _ => return None,
     };
     // Trailing garbage inside a checksummed body means a writer bug or a forged frame.

@@ -2,14 +2,17 @@
 //! own in-flight WAL syncs (the front pending write and the seq reservation).
 
 use super::append::Pending;
-use super::{Command, RecoveredTopic, TopicCtx, TopicError};
-use crate::model::record::Record;
+use super::idempotency::IdemTable;
+use super::store::Store;
+use super::{AppendOk, Command, RecoveredTopic, TopicCtx, TopicError};
+use crate::model::read::LossFloors;
 use crate::model::topic_config::TopicConfig;
 use crate::storage::frame;
 use crate::storage::health::StoreError;
 use crate::storage::shard_of;
 use crate::storage::wal::{Commit, SubmitError, SyncResult};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -20,8 +23,16 @@ pub(super) struct Actor {
     pub config: TopicConfig,
     pub shard: usize,
     pub ctx: Arc<TopicCtx>,
-    /// Visible records, ascending by seq (holes allowed).
-    pub records: VecDeque<Record>,
+    /// Visible records, ascending by seq (holes allowed), with live counters and tag index.
+    pub store: Store,
+    /// Highest seq lost to each kind of involuntary loss: the tombstone floor `E`.
+    pub floors: LossFloors,
+    /// Floors as last written to the WAL; a change is logged once per command.
+    pub floors_logged: LossFloors,
+    pub idempotency: IdemTable,
+    /// Same-key writes that arrived while the first is still pending: answered with its
+    /// result (`deduped`) once it publishes.
+    pub idem_waiters: HashMap<String, Vec<super::Reply<Result<AppendOk, TopicError>>>>,
     /// Highest visible seq (`head_seq` on the wire).
     pub head_seq: u64,
     /// Highest seq handed out, visible or still pending.
@@ -32,7 +43,9 @@ pub(super) struct Actor {
     pub reserve_inflight: Option<(u64, oneshot::Receiver<SyncResult>)>,
     /// Writes waiting for their ack point, in seq order.
     pub pending: VecDeque<Pending>,
-    pub bytes: u64,
+    /// Records and payload bytes of `pending` (admission for `discard:"reject"`).
+    pub pending_records: u64,
+    pub pending_bytes: u64,
     /// Last assigned `$ts`; keeps `$ts` non-decreasing in seq even if the clock steps back.
     pub last_ts: i64,
     pub last_write_ts: Option<i64>,
@@ -68,22 +81,28 @@ impl Actor {
     ) -> (Actor, watch::Receiver<u64>) {
         let head = rec.head_seq();
         let (head_tx, head_rx) = watch::channel(head);
-        let bytes = rec.records.iter().map(Record::payload_bytes).sum();
-        let last_ts = rec.records.back().map_or(0, |r| r.ts);
+        let last_ts = rec.store.live_after(0).last().map_or(0, |r| r.ts);
         let shard = shard_of(&rec.name, ctx.wal.shard_count());
+        ctx.total_bytes
+            .fetch_add(rec.store.bytes(), Ordering::Relaxed);
         let actor = Actor {
             id: rec.id,
             name: Arc::from(rec.name),
             config: rec.config,
             shard,
             ctx,
-            records: rec.records,
+            store: rec.store,
+            floors: rec.floors,
+            floors_logged: rec.floors,
+            idempotency: rec.idempotency,
+            idem_waiters: HashMap::new(),
             head_seq: head,
             assigned_seq: head,
             durable_ceiling: rec.ceiling,
             reserve_inflight: None,
             pending: VecDeque::new(),
-            bytes,
+            pending_records: 0,
+            pending_bytes: 0,
             last_ts,
             last_write_ts: None,
             last_read_ts: None,
@@ -111,7 +130,11 @@ impl Actor {
                 Event::Reserved(r) => self.on_reserved(r),
                 Event::Cmd(None) => return self.fail_pending(TopicError::Gone),
                 Event::Cmd(Some(cmd)) => {
-                    if self.handle(cmd).await.is_break() {
+                    self.apply_retention();
+                    let flow = self.handle(cmd).await;
+                    self.apply_retention();
+                    self.log_floors();
+                    if flow.is_break() {
                         return;
                     }
                 }
@@ -132,19 +155,23 @@ impl Actor {
             Command::PutConfig { config, reply } => {
                 let _ = reply.send(self.put_config(config).await);
             }
+            Command::DeleteRecords { req, reply } => {
+                let _ = reply.send(self.delete_records(req).await);
+            }
             Command::Delete { if_empty, reply } => {
-                if if_empty && !self.records.is_empty() {
-                    let count = self.records.len() as u64;
+                if if_empty && self.store.count() > 0 {
+                    let count = self.store.count();
                     let _ = reply.send(Err(TopicError::NotEmpty { count }));
                     return Continue(());
                 }
-                let result = self
-                    .durable_frame(frame::encode_delete)
-                    .await;
+                let result = self.durable_frame(frame::encode_delete).await;
                 let ok = result.is_ok();
                 let _ = reply.send(result);
                 if ok {
                     self.fail_pending(TopicError::Gone);
+                    self.ctx
+                        .total_bytes
+                        .fetch_sub(self.store.bytes(), Ordering::Relaxed);
                     return Break(());
                 }
             }
@@ -179,7 +206,7 @@ impl Actor {
 
     /// Write one definition frame and wait for its sync (definitions are durable before
     /// the response in every class).
-    async fn durable_frame(
+    pub(super) async fn durable_frame(
         &mut self,
         encode: impl FnOnce(&mut Vec<u8>, u64),
     ) -> Result<(), TopicError> {
@@ -202,6 +229,9 @@ impl Actor {
             tracing::warn!(topic = %self.name, error = ?e, "could not record the final head");
         }
         self.fail_pending(TopicError::Gone);
+        self.ctx
+            .total_bytes
+            .fetch_sub(self.store.bytes(), Ordering::Relaxed);
     }
 }
 

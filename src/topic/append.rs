@@ -2,11 +2,13 @@
 //! ordered publication of pending writes at their ack points.
 
 use super::actor::Actor;
+use super::idempotency::IdemEntry;
 use super::{AppendOk, AppendRequest, Reply, TopicError};
-use crate::model::record::Record;
-use crate::model::topic_config::Durability;
+use crate::model::record::{Record, RecordDraft};
+use crate::model::topic_config::{Discard, Durability};
 use crate::storage::frame;
 use crate::storage::wal::{Commit, SubmitError, SyncResult};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -15,6 +17,8 @@ pub(super) struct Pending {
     pub records: Vec<Record>,
     pub first_seq: u64,
     pub last_seq: u64,
+    pub bytes: u64,
+    pub idempotency_key: Option<String>,
     /// Sync completion for `fsync`-class frames; `None` once synced or when not needed.
     pub wait: Option<oneshot::Receiver<SyncResult>>,
     /// Must a durable reservation cover `last_seq` before the ack?
@@ -46,6 +50,14 @@ impl Actor {
     ) {
         if self.ctx.wal.health().is_poisoned() && self.config.durability.uses_wal() {
             let _ = reply.send(Err(TopicError::Storage(self.ctx.wal.health().error())));
+            return;
+        }
+        let Some(reply) = self.dedupe(req.idempotency_key.as_deref(), reply) else {
+            return;
+        };
+        let incoming: u64 = req.records.iter().map(RecordDraft::payload_bytes).sum();
+        if let Err(e) = self.admit(req.records.len() as u64, incoming) {
+            let _ = reply.send(Err(e));
             return;
         }
         let n = req.records.len() as u64;
@@ -95,10 +107,15 @@ impl Actor {
             .map(|(i, d)| d.into_record(first + i as u64, ts))
             .collect();
         let submitted = wait.as_ref().map(|_| Instant::now());
+        self.pending_records += n;
+        self.pending_bytes += incoming;
+        self.ctx.total_bytes.fetch_add(incoming, Ordering::Relaxed);
         self.pending.push_back(Pending {
             records,
             first_seq: first,
             last_seq: last,
+            bytes: incoming,
+            idempotency_key: req.idempotency_key,
             wait,
             needs_ceiling,
             failed: None,
@@ -198,8 +215,7 @@ impl Actor {
     fn publish(&mut self, p: Pending) {
         let ts = p.records.first().map(|r| r.ts);
         for r in p.records {
-            self.bytes += r.payload_bytes();
-            self.records.push_back(r);
+            self.store.push(r);
         }
         self.head_seq = self.head_seq.max(p.last_seq);
         self.last_write_ts = ts.or(self.last_write_ts);
@@ -210,14 +226,121 @@ impl Actor {
             head_seq: self.head_seq,
             wal_append_ms: p.wal_append_ms,
             fsync_ms: p.submitted.map_or(0.0, ms_since),
+            deduped: false,
         };
+        if let (Some(key), Some(ts)) = (&p.idempotency_key, ts) {
+            let entry = IdemEntry {
+                created_ms: ts,
+                first_seq: p.first_seq,
+                last_seq: p.last_seq,
+                head_seq: self.head_seq,
+            };
+            self.idempotency.insert(key.clone(), entry);
+            self.answer_waiters(Some(key), Ok(deduped(&entry)));
+        }
         let _ = p.reply.send(Ok(ok));
+        // Eviction follows the append (`discard:"old"`).
+        self.apply_retention();
+    }
+
+    /// Idempotency (§5.3): answer a hit with the original result, park a same-key write
+    /// behind the pending one; otherwise hand the reply back to proceed.
+    fn dedupe(
+        &mut self,
+        key: Option<&str>,
+        reply: Reply<Result<AppendOk, TopicError>>,
+    ) -> Option<Reply<Result<AppendOk, TopicError>>> {
+        let Some(key) = key else { return Some(reply) };
+        let now = self.ctx.clock.now_ms();
+        let window = self.config.idempotency_window_ms;
+        self.idempotency.prune(now, window);
+        if let Some(e) = self.idempotency.get(key, now, window) {
+            let _ = reply.send(Ok(deduped(&e)));
+            return None;
+        }
+        if self
+            .pending
+            .iter()
+            .any(|p| p.idempotency_key.as_deref() == Some(key))
+        {
+            self.idem_waiters
+                .entry(key.to_string())
+                .or_default()
+                .push(reply);
+            return None;
+        }
+        Some(reply)
+    }
+
+    fn answer_waiters(&mut self, key: Option<&str>, result: Result<AppendOk, TopicError>) {
+        if let Some(waiters) = key.and_then(|k| self.idem_waiters.remove(k)) {
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+        }
+    }
+
+    /// `discard:"reject"` admission and the global byte quota (§3.3, §12).
+    fn admit(&self, n: u64, incoming: u64) -> Result<(), TopicError> {
+        let c = &self.config;
+        if c.discard == Discard::Reject {
+            if c.cap_records > 0 && n > c.cap_records {
+                return Err(TopicError::LargerThanCap {
+                    what: "records",
+                    size: n,
+                    cap: c.cap_records,
+                });
+            }
+            if c.cap_bytes > 0 && incoming > c.cap_bytes {
+                return Err(TopicError::LargerThanCap {
+                    what: "bytes",
+                    size: incoming,
+                    cap: c.cap_bytes,
+                });
+            }
+            let count = self.store.count() + self.pending_records;
+            let bytes = self.store.bytes() + self.pending_bytes;
+            if (c.cap_records > 0 && count + n > c.cap_records)
+                || (c.cap_bytes > 0 && bytes + incoming > c.cap_bytes)
+            {
+                return Err(TopicError::TopicFull {
+                    cap_records: c.cap_records,
+                    cap_bytes: c.cap_bytes,
+                    head_seq: self.head_seq,
+                    earliest_seq: self.earliest_seq(),
+                });
+            }
+        }
+        let max = self.ctx.max_total_bytes;
+        if max > 0 && self.ctx.total_bytes.load(Ordering::Relaxed) + incoming > max {
+            return Err(TopicError::Quota { max });
+        }
+        Ok(())
     }
 
     /// Answer every pending write with `err` (topic deleted, shutting down).
     pub(super) fn fail_pending(&mut self, err: TopicError) {
-        for p in self.pending.drain(..) {
+        for p in std::mem::take(&mut self.pending) {
+            self.ctx.total_bytes.fetch_sub(p.bytes, Ordering::Relaxed);
             let _ = p.reply.send(Err(err.clone()));
         }
+        for (_, waiters) in self.idem_waiters.drain() {
+            for w in waiters {
+                let _ = w.send(Err(err.clone()));
+            }
+        }
+        self.pending_records = 0;
+        self.pending_bytes = 0;
+    }
+}
+
+fn deduped(e: &IdemEntry) -> AppendOk {
+    AppendOk {
+        first_seq: e.first_seq,
+        last_seq: e.last_seq,
+        head_seq: e.head_seq,
+        wal_append_ms: 0.0,
+        fsync_ms: 0.0,
+        deduped: true,
     }
 }

@@ -3,8 +3,8 @@
 
 use super::actor::Actor;
 use super::{
-    AppendOk, AppendRequest, Command, ReadRequest, ReadResult, RecoveredTopic, TopicCtx,
-    TopicError, TopicState,
+    AppendOk, AppendRequest, Command, DeleteOk, DeleteRequest, ReadRequest, ReadResult,
+    RecoveredTopic, TopicCtx, TopicError, TopicState,
 };
 use crate::model::topic_config::TopicConfig;
 use std::sync::Arc;
@@ -61,6 +61,11 @@ impl TopicHandle {
     /// `Ok(true)` when the stored config changed.
     pub async fn put_config(&self, config: TopicConfig) -> Result<bool, TopicError> {
         self.call(|reply| Command::PutConfig { config, reply })
+            .await?
+    }
+
+    pub async fn delete_records(&self, req: DeleteRequest) -> Result<DeleteOk, TopicError> {
+        self.call(|reply| Command::DeleteRecords { req, reply })
             .await?
     }
 

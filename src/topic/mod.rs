@@ -9,19 +9,25 @@
 
 mod actor;
 mod append;
+mod delete;
 mod handle;
+pub mod idempotency;
 mod read;
 pub mod recovered;
+mod retention;
+pub mod store;
 
 pub use handle::TopicHandle;
 pub use recovered::RecoveredTopic;
 
 use crate::clock::Clock;
+use crate::model::predicate::TagPredicate;
 use crate::model::read::Tombstone;
 use crate::model::record::{Record, RecordDraft};
 use crate::model::topic_config::TopicConfig;
 use crate::storage::health::StoreError;
 use crate::storage::wal::Wal;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// What every actor shares: the WAL, the clock and tunables.
@@ -32,6 +38,10 @@ pub struct TopicCtx {
     pub seq_reserve_ahead: u64,
     pub mailbox: usize,
     pub priority: crate::model::priority::PriorityParams,
+    /// Live payload bytes across all topics (the `max_total_bytes` quota).
+    pub total_bytes: AtomicU64,
+    /// 0 = no quota.
+    pub max_total_bytes: u64,
 }
 
 /// Why a topic command failed.
@@ -49,6 +59,23 @@ pub enum TopicError {
         existing: &'static str,
         requested: &'static str,
     },
+    /// `discard:"reject"` topic would overflow.
+    TopicFull {
+        cap_records: u64,
+        cap_bytes: u64,
+        head_seq: u64,
+        earliest_seq: u64,
+    },
+    /// The write alone exceeds a whole `discard:"reject"` cap.
+    LargerThanCap {
+        what: &'static str,
+        size: u64,
+        cap: u64,
+    },
+    /// `max_total_bytes` would be exceeded.
+    Quota {
+        max: u64,
+    },
 }
 
 /// A write as the actor receives it.
@@ -65,6 +92,24 @@ pub struct AppendOk {
     pub head_seq: u64,
     pub wal_append_ms: f64,
     pub fsync_ms: f64,
+    /// An idempotency hit: nothing was appended; seqs are the original write's.
+    pub deduped: bool,
+}
+
+/// A permanent delete (contract §7).
+#[derive(Debug, Clone)]
+pub struct DeleteRequest {
+    pub before_seq: Option<u64>,
+    pub pred: Option<TagPredicate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeleteOk {
+    pub deleted: u64,
+    pub earliest_seq: u64,
+    pub head_seq: u64,
+    pub count: u64,
+    pub bytes: u64,
 }
 
 /// A cursor read.
@@ -127,6 +172,10 @@ pub(crate) enum Command {
     Delete {
         if_empty: bool,
         reply: Reply<Result<(), TopicError>>,
+    },
+    DeleteRecords {
+        req: DeleteRequest,
+        reply: Reply<Result<DeleteOk, TopicError>>,
     },
     Finalize {
         reply: Reply<()>,

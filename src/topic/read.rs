@@ -3,19 +3,19 @@
 use super::actor::Actor;
 use super::{ReadRequest, ReadResult, TopicState};
 use crate::model::priority::{effective_priority, PriorityInputs};
-use crate::model::read::{plan_start, scan, LossFloors, ScanLimits, Watermarks};
+use crate::model::read::{plan_start, scan, ScanLimits, Watermarks};
 
 impl Actor {
     /// First live seq; `head + 1` when nothing is live.
     pub(super) fn earliest_seq(&self) -> u64 {
-        self.records.front().map_or(self.head_seq + 1, |r| r.seq)
+        self.store.first_live_seq().unwrap_or(self.head_seq + 1)
     }
 
     fn watermarks(&self) -> Watermarks {
         Watermarks {
             head_seq: self.head_seq,
             earliest_seq: self.earliest_seq(),
-            floors: LossFloors::default(),
+            floors: self.floors,
         }
     }
 
@@ -25,7 +25,6 @@ impl Actor {
         self.last_consumed_ts = Some(now);
         let w = self.watermarks();
         let (tombstone, scan_after) = plan_start(req.from_seq, &w);
-        let start = self.records.partition_point(|r| r.seq <= scan_after);
         let skip_nodes: &[String] = if self.config.dedupe_node {
             &req.skip_nodes
         } else {
@@ -37,7 +36,12 @@ impl Actor {
             include_meta: req.include_meta,
             skip_nodes,
         };
-        let out = scan(self.records.range(start..), scan_after, self.head_seq, &lim);
+        let out = scan(
+            self.store.live_after(scan_after),
+            scan_after,
+            self.head_seq,
+            &lim,
+        );
         ReadResult {
             records: out.taken,
             next_from_seq: out.next_from_seq,
@@ -67,8 +71,8 @@ impl Actor {
             config: self.config.clone(),
             head_seq: self.head_seq,
             earliest_seq: self.earliest_seq(),
-            count: self.records.len() as u64,
-            bytes: self.bytes,
+            count: self.store.count(),
+            bytes: self.store.bytes(),
             effective_priority: effective_priority(&prio, &self.ctx.priority),
             last_write_ts: self.last_write_ts,
             last_read_ts: self.last_read_ts,

@@ -1,18 +1,25 @@
-//! A topic rebuilt from WAL replay, before its actor starts.
+//! A topic rebuilt from WAL replay, before its actor starts, and the builder that folds
+//! replayed frames into topics.
 
+use super::idempotency::{IdemEntry, IdemTable};
+use super::store::Store;
+use crate::model::read::LossFloors;
 use crate::model::record::Record;
 use crate::model::topic_config::TopicConfig;
-use std::collections::VecDeque;
+use crate::storage::frame::{AppendFrame, Frame};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub struct RecoveredTopic {
     pub id: u64,
     pub name: String,
     pub config: TopicConfig,
-    pub records: VecDeque<Record>,
+    pub store: Store,
+    pub floors: LossFloors,
+    pub idempotency: IdemTable,
     /// Highest seq a durable reservation (or graceful-shutdown head) covers.
     pub ceiling: u64,
-    /// Highest recovered record seq.
+    /// Highest recovered record seq (evicted or deleted records included).
     pub max_record_seq: u64,
 }
 
@@ -22,7 +29,9 @@ impl RecoveredTopic {
             id,
             name,
             config,
-            records: VecDeque::new(),
+            store: Store::default(),
+            floors: LossFloors::default(),
+            idempotency: IdemTable::default(),
             ceiling: 0,
             max_record_seq: 0,
         }
@@ -33,15 +42,45 @@ impl RecoveredTopic {
         self.ceiling.max(self.max_record_seq)
     }
 
-    /// Append replayed records, ignoring any at or below what is already held (a frame
-    /// replayed twice must not duplicate records).
-    pub fn push_records(&mut self, records: Vec<Record>) {
-        for r in records {
+    /// Replay one write batch; records at or below what is held are ignored so a frame
+    /// replayed twice never duplicates, and records under a loss floor stay lost.
+    fn push_batch(&mut self, a: AppendFrame) {
+        let (Some(first), Some(last)) = (a.records.first(), a.records.last()) else {
+            return;
+        };
+        if let Some(key) = a.idempotency_key {
+            let entry = IdemEntry {
+                created_ms: first.ts,
+                first_seq: first.seq,
+                last_seq: last.seq,
+                head_seq: last.seq,
+            };
+            self.idempotency.insert(key, entry);
+        }
+        let floor = self.floor();
+        for r in a.records {
             if r.seq > self.max_record_seq {
                 self.max_record_seq = r.seq;
-                self.records.push_back(r);
+                if r.seq > floor {
+                    self.store.push(r);
+                }
             }
         }
+    }
+
+    fn floor(&self) -> u64 {
+        self.floors
+            .cap
+            .max(self.floors.ttl)
+            .max(self.floors.source_trim)
+    }
+
+    fn raise_floors(&mut self, f: LossFloors) {
+        self.floors.cap = self.floors.cap.max(f.cap);
+        self.floors.ttl = self.floors.ttl.max(f.ttl);
+        self.floors.source_trim = self.floors.source_trim.max(f.source_trim);
+        let floor = self.floor();
+        self.store.evict_front_while(|r: &Record, _| r.seq <= floor);
     }
 }
 
@@ -50,16 +89,15 @@ impl RecoveredTopic {
 /// settled by topic id: ids only grow, a higher id is a later incarnation.
 #[derive(Debug, Default)]
 pub struct RecoveryBuilder {
-    topics: std::collections::HashMap<u64, RecoveredTopic>,
-    by_name: std::collections::HashMap<String, u64>,
+    topics: HashMap<u64, RecoveredTopic>,
+    by_name: HashMap<String, u64>,
     max_id: u64,
     /// Frames naming a topic id that is unknown or dead (normal after deletes).
     pub orphan_frames: u64,
 }
 
 impl RecoveryBuilder {
-    pub fn apply(&mut self, frame: crate::storage::frame::Frame) -> Result<(), String> {
-        use crate::storage::frame::Frame;
+    pub fn apply(&mut self, frame: Frame) -> Result<(), String> {
         match frame {
             Frame::Config {
                 topic_id,
@@ -79,21 +117,46 @@ impl RecoveryBuilder {
                     }
                 }
             }
-            Frame::Append(a) => match self.topics.get_mut(&a.topic_id) {
-                Some(t) => t.push_records(a.records),
-                None => self.orphan_frames += 1,
-            },
-            Frame::Reserve { topic_id, ceiling } => match self.topics.get_mut(&topic_id) {
-                Some(t) => t.ceiling = t.ceiling.max(ceiling),
-                None => self.orphan_frames += 1,
-            },
-            Frame::Head { topic_id, head_seq } => match self.topics.get_mut(&topic_id) {
+            Frame::Append(a) => {
+                if let Some(t) = self.topic(a.topic_id) {
+                    t.push_batch(a);
+                }
+            }
+            Frame::Reserve { topic_id, ceiling } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.ceiling = t.ceiling.max(ceiling);
+                }
+            }
+            Frame::Head { topic_id, head_seq } => {
                 // The exact head at a clean stop supersedes reservations made before it.
-                Some(t) => t.ceiling = head_seq,
-                None => self.orphan_frames += 1,
-            },
+                if let Some(t) = self.topic(topic_id) {
+                    t.ceiling = head_seq;
+                }
+            }
+            Frame::Floors { topic_id, floors } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.raise_floors(floors);
+                }
+            }
+            Frame::DeleteRecords {
+                topic_id,
+                bound,
+                pred,
+            } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.store.delete(bound, pred.as_ref());
+                }
+            }
         }
         Ok(())
+    }
+
+    fn topic(&mut self, id: u64) -> Option<&mut RecoveredTopic> {
+        let t = self.topics.get_mut(&id);
+        if t.is_none() {
+            self.orphan_frames += 1;
+        }
+        t
     }
 
     fn on_config(&mut self, id: u64, name: String, config: TopicConfig) {

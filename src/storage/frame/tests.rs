@@ -34,8 +34,48 @@ fn every_kind_round_trips() {
         draft("null", None, None, None),
     ];
     encode_append(&mut out, 9, 41, 1234, Some("k1"), &recs);
+    let floors = LossFloors {
+        cap: 3,
+        ttl: 9,
+        source_trim: 1,
+    };
+    encode_floors(&mut out, 9, &floors);
+    encode_delete_records(&mut out, 9, 50, None);
+    encode_delete_records(&mut out, 9, 51, Some(&TagPredicate::Prefix("a:".into())));
+    encode_delete_records(&mut out, 9, 52, Some(&TagPredicate::Eq("b".into())));
     let frames = all_frames(&Bytes::from(out));
-    assert_eq!(frames.len(), 5);
+    assert_eq!(frames.len(), 9);
+    assert_eq!(
+        frames[5],
+        Frame::Floors {
+            topic_id: 9,
+            floors
+        }
+    );
+    assert_eq!(
+        frames[6],
+        Frame::DeleteRecords {
+            topic_id: 9,
+            bound: 50,
+            pred: None
+        }
+    );
+    assert_eq!(
+        frames[7],
+        Frame::DeleteRecords {
+            topic_id: 9,
+            bound: 51,
+            pred: Some(TagPredicate::Prefix("a:".into()))
+        }
+    );
+    assert_eq!(
+        frames[8],
+        Frame::DeleteRecords {
+            topic_id: 9,
+            bound: 52,
+            pred: Some(TagPredicate::Eq("b".into()))
+        }
+    );
     assert_eq!(
         frames[0],
         Frame::Config {

@@ -1,0 +1,269 @@
+//! In-memory record store of one topic: records ascending by seq, live or deleted, with live
+//! counters and a tag index (tag → live seqs, ascending) so tag deletes never scan the topic.
+//!
+//! Invariants: entries are ascending by seq; `count`/`bytes` cover exactly the live entries;
+//! every live tagged record's seq is in its tag's index deque and nothing else is; the front
+//! entry, if any, is live (deleted entries are dropped once they reach the front).
+
+use crate::model::predicate::TagPredicate;
+use crate::model::record::Record;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    rec: Record,
+    live: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    entries: VecDeque<Entry>,
+    count: u64,
+    bytes: u64,
+    tags: BTreeMap<Arc<str>, VecDeque<u64>>,
+}
+
+/// What an eviction pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub records: u64,
+    pub bytes: u64,
+    /// Highest evicted seq, 0 if none.
+    pub max_seq: u64,
+}
+
+impl Store {
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn first_live_seq(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.rec.seq)
+    }
+
+    pub fn last_seq(&self) -> Option<u64> {
+        self.entries.back().map(|e| e.rec.seq)
+    }
+
+    /// The oldest live record.
+    pub fn front(&self) -> Option<&Record> {
+        self.entries.front().map(|e| &e.rec)
+    }
+
+    /// Append a record with a seq above every held seq.
+    pub fn push(&mut self, rec: Record) {
+        debug_assert!(self.last_seq().is_none_or(|s| s < rec.seq));
+        if let Some(tag) = &rec.tag {
+            self.tags.entry(tag.clone()).or_default().push_back(rec.seq);
+        }
+        self.count += 1;
+        self.bytes += rec.payload_bytes();
+        self.entries.push_back(Entry { rec, live: true });
+    }
+
+    /// Live records with seq > `after`, ascending.
+    pub fn live_after(&self, after: u64) -> impl Iterator<Item = &Record> {
+        let start = self.entries.partition_point(|e| e.rec.seq <= after);
+        self.entries
+            .range(start..)
+            .filter(|e| e.live)
+            .map(|e| &e.rec)
+    }
+
+    /// Evict live records from the front while `evict(front)` holds.
+    pub fn evict_front_while(&mut self, mut evict: impl FnMut(&Record, &Store) -> bool) -> Evicted {
+        let mut out = Evicted::default();
+        while let Some(front) = self.entries.front() {
+            if !evict(&front.rec, self) {
+                break;
+            }
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            self.unindex_front(&e.rec);
+            out.records += 1;
+            out.bytes += e.rec.payload_bytes();
+            out.max_seq = e.rec.seq;
+            self.count -= 1;
+            self.bytes -= e.rec.payload_bytes();
+            self.drop_dead_front();
+        }
+        out
+    }
+
+    /// Permanently delete live records with seq < `bound` (and matching `pred`, if any).
+    /// Returns (records, bytes) removed.
+    pub fn delete(&mut self, bound: u64, pred: Option<&TagPredicate>) -> (u64, u64) {
+        let (mut n, mut b) = (0, 0);
+        match pred {
+            None => {
+                let ev = self.evict_front_while(|r, _| r.seq < bound);
+                (n, b) = (ev.records, ev.bytes);
+            }
+            Some(p) => {
+                for seq in self.take_tagged_below(p, bound) {
+                    let i = self.entries.partition_point(|e| e.rec.seq < seq);
+                    if let Some(e) = self
+                        .entries
+                        .get_mut(i)
+                        .filter(|e| e.rec.seq == seq && e.live)
+                    {
+                        e.live = false;
+                        n += 1;
+                        b += e.rec.payload_bytes();
+                    }
+                }
+                self.count -= n;
+                self.bytes -= b;
+                self.drop_dead_front();
+            }
+        }
+        (n, b)
+    }
+
+    /// Remove from the tag index, and return, every live seq < `bound` whose tag matches.
+    fn take_tagged_below(&mut self, p: &TagPredicate, bound: u64) -> Vec<u64> {
+        let tags: Vec<Arc<str>> = match p {
+            TagPredicate::Eq(v) => self
+                .tags
+                .get_key_value(v.as_str())
+                .map(|(k, _)| k.clone())
+                .into_iter()
+                .collect(),
+            TagPredicate::Prefix(pre) => self
+                .tags
+                .range::<str, _>((Bound::Included(pre.as_str()), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(pre.as_str()))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
+        let mut seqs = Vec::new();
+        for tag in tags {
+            if let Some(dq) = self.tags.get_mut(&tag) {
+                while dq.front().is_some_and(|&s| s < bound) {
+                    seqs.extend(dq.pop_front());
+                }
+                if dq.is_empty() {
+                    self.tags.remove(&tag);
+                }
+            }
+        }
+        seqs.sort_unstable();
+        seqs
+    }
+
+    /// The evicted front record is the lowest live seq of its tag.
+    fn unindex_front(&mut self, rec: &Record) {
+        let Some(tag) = &rec.tag else { return };
+        if let Some(dq) = self.tags.get_mut(tag) {
+            if dq.front() == Some(&rec.seq) {
+                dq.pop_front();
+            }
+            if dq.is_empty() {
+                self.tags.remove(tag);
+            }
+        }
+    }
+
+    fn drop_dead_front(&mut self) {
+        while self.entries.front().is_some_and(|e| !e.live) {
+            self.entries.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn rec(seq: u64, tag: Option<&str>) -> Record {
+        Record {
+            seq,
+            ts: seq as i64,
+            node: None,
+            tag: tag.map(Arc::from),
+            data: Bytes::from_static(b"12"),
+            meta: None,
+            hops: 0,
+        }
+    }
+
+    fn store(tags: &[Option<&str>]) -> Store {
+        let mut s = Store::default();
+        for (i, t) in tags.iter().enumerate() {
+            s.push(rec(i as u64 + 1, *t));
+        }
+        s
+    }
+
+    fn live(s: &Store) -> Vec<u64> {
+        s.live_after(0).map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn tag_delete_is_bounded_and_silent_for_others() {
+        let mut s = store(&[Some("a:1"), Some("b"), None, Some("a:2"), Some("a:1")]);
+        assert_eq!(
+            s.delete(5, Some(&TagPredicate::Prefix("a:".into()))),
+            (2, 4)
+        );
+        assert_eq!(live(&s), vec![2, 3, 5]);
+        assert_eq!((s.count(), s.bytes()), (3, 6));
+        assert_eq!(
+            s.first_live_seq(),
+            Some(2),
+            "dead front entries are dropped"
+        );
+        assert_eq!(s.delete(99, Some(&TagPredicate::Eq("a:1".into()))), (1, 2));
+        assert_eq!(live(&s), vec![2, 3]);
+    }
+
+    #[test]
+    fn prefix_delete_advances_the_front() {
+        let mut s = store(&[Some("x"), None, Some("x"), None]);
+        assert_eq!(s.delete(3, None), (2, 4));
+        assert_eq!(live(&s), vec![3, 4]);
+        assert_eq!(s.delete(99, Some(&TagPredicate::Eq("x".into()))), (1, 2));
+        assert_eq!(live(&s), vec![4]);
+        assert!(s.tags.is_empty());
+    }
+
+    #[test]
+    fn eviction_keeps_the_tag_index_exact() {
+        let mut s = store(&[Some("t"), Some("t"), Some("u"), Some("t")]);
+        let ev = s.evict_front_while(|r, _| r.seq <= 2);
+        assert_eq!(
+            ev,
+            Evicted {
+                records: 2,
+                bytes: 4,
+                max_seq: 2
+            }
+        );
+        assert_eq!(
+            s.tags
+                .get("t")
+                .map(|d| d.iter().copied().collect::<Vec<_>>()),
+            Some(vec![4])
+        );
+        let ev = s.evict_front_while(|_, st| st.bytes() > 2);
+        assert_eq!(ev.max_seq, 3);
+        assert_eq!(live(&s), vec![4]);
+    }
+
+    #[test]
+    fn eviction_skips_over_deleted_entries() {
+        let mut s = store(&[None, Some("d"), None]);
+        s.delete(99, Some(&TagPredicate::Eq("d".into())));
+        let ev = s.evict_front_while(|r, _| r.seq <= 1);
+        assert_eq!((ev.records, ev.max_seq), (1, 1));
+        assert_eq!(s.first_live_seq(), Some(3));
+    }
+}
