@@ -2,17 +2,17 @@
 //! replay the WAL, start WAL writers and topic actors, flip ready; on SIGTERM/SIGINT stop
 //! accepting, drain, record every topic's exact head, sync the WAL and return.
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::model::priority::PriorityParams;
 use crate::registry::Registry;
 use crate::storage::health::StorageHealth;
 use crate::storage::lock::lock_data_dir;
-use crate::storage::recovery::{self, ReplayProgress, ReplaySummary};
+use crate::storage::recovery::ReplayProgress;
 use crate::storage::wal::{Wal, WalOptions};
-use crate::topic::recovered::RecoveryBuilder;
-use crate::topic::{RecoveredTopic, TopicCtx};
+use crate::topic::recovered::recover_dir;
+use crate::topic::TopicCtx;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     let _lock = lock_data_dir(&config.server.data_dir)?;
     let progress = Arc::new(ReplayProgress::default());
     let health = StorageHealth::new();
+    let manual_clock = test_clock()?;
+    let clock: Arc<dyn Clock> = match &manual_clock {
+        Some(c) => c.clone(),
+        None => Arc::new(SystemClock),
+    };
     let state = AppState::new(config.clone(), progress.clone(), health.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -32,12 +37,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(crate::server::serve(
         listener,
-        http::router(state.clone()),
+        http::router(state.clone(), manual_clock),
         config.server.clone(),
         stop_rx,
     ));
     let started = tokio::select! {
-        r = start(&config, &progress, &health) => Some(r?),
+        r = start(&config, &progress, &health, clock) => Some(r?),
         _ = crate::ops::shutdown_signal() => None,
     };
     let Some((registry, wal)) = started else {
@@ -56,6 +61,26 @@ pub async fn run(config: Config) -> Result<(), String> {
     let _ = tokio::task::spawn_blocking(move || wal.shutdown()).await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `TOPICS_TEST_CLOCK_MS=<epoch ms>` replaces the system clock with a manual one that only
+/// moves through `POST /v0/_test/clock`. It exists so tests of TTL and other time rules never
+/// sleep; it is never set in production (and is logged loudly when it is).
+fn test_clock() -> Result<Option<Arc<ManualClock>>, String> {
+    match std::env::var("TOPICS_TEST_CLOCK_MS") {
+        Ok(v) => {
+            let start: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("TOPICS_TEST_CLOCK_MS={v:?} is not an integer"))?;
+            tracing::warn!(
+                start,
+                "manual test clock in use: time moves only via POST /v0/_test/clock"
+            );
+            Ok(Some(ManualClock::new(start)))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// Refuse a non-loopback bind without auth unless explicitly allowed (contract §2.1).
@@ -79,15 +104,17 @@ async fn start(
     config: &Arc<Config>,
     progress: &Arc<ReplayProgress>,
     health: &Arc<StorageHealth>,
+    clock: Arc<dyn Clock>,
 ) -> Result<(Arc<Registry>, Wal), String> {
     let t0 = Instant::now();
     crate::ops::systemd::status("replaying the write-ahead log");
     let dir = crate::storage::wal_dir(&config.server.data_dir);
     let p = progress.clone();
     let replay_dir = dir.clone();
-    let (topics, next_id, summary) = tokio::task::spawn_blocking(move || replay(&replay_dir, &p))
-        .await
-        .map_err(|e| format!("recovery task failed: {e}"))??;
+    let (topics, next_id, summary) =
+        tokio::task::spawn_blocking(move || recover_dir(&replay_dir, &p))
+            .await
+            .map_err(|e| format!("recovery task failed: {e}"))??;
     tracing::info!(
         files = summary.files,
         frames = summary.frames,
@@ -106,7 +133,6 @@ async fn start(
         sync_interval: Duration::from_millis(config.storage.wal_sync_interval_ms.max(1)),
     };
     let wal = Wal::start(opts, health.clone()).map_err(|e| format!("cannot start the WAL: {e}"))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let p = &config.priority;
     let ctx = Arc::new(TopicCtx {
         wal: wal.clone(),
@@ -125,22 +151,4 @@ async fn start(
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);
     Ok((registry, wal))
-}
-
-fn replay(
-    dir: &std::path::Path,
-    progress: &ReplayProgress,
-) -> Result<(Vec<RecoveredTopic>, u64, ReplaySummary), String> {
-    let mut builder = RecoveryBuilder::default();
-    let mut failure = None;
-    let summary = recovery::replay(dir, progress, |frame| {
-        if failure.is_none() {
-            failure = builder.apply(frame).err();
-        }
-    })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let (topics, next_id) = builder.finish();
-    Ok((topics, next_id, summary))
 }

@@ -10,6 +10,7 @@ mod render;
 mod topics;
 mod write;
 
+use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::registry::Registry;
@@ -80,7 +81,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
     let data = Router::new()
         .route("/v0/topics", get(topics::list))
         .route(
@@ -93,8 +94,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v0/topics/{topic}/diff", post(diff::diff))
         .route("/v0/topics/{topic}/delete", post(delete::delete_records))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_ready));
-    Router::new()
-        .route("/v0/health", get(probes::health))
+    let mut root = Router::new();
+    if let Some(clock) = test_clock {
+        root = root.route(
+            "/v0/_test/clock",
+            post(move |b: axum::body::Bytes| move_test_clock(clock.clone(), b)),
+        );
+    }
+    root.route("/v0/health", get(probes::health))
         .route("/healthz", get(probes::health))
         .route("/v0/ready", get(probes::ready))
         .route("/readyz", get(probes::ready))
@@ -119,6 +126,21 @@ async fn not_found(State(state): State<AppState>) -> ApiError {
     ApiError::route_not_found()
 }
 
+/// Test-only: `{"advance_ms": n}` or `{"set_ms": t}` moves the manual clock; answers `{now_ms}`.
+async fn move_test_clock(clock: Arc<ManualClock>, body: axum::body::Bytes) -> Response {
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if let Some(ms) = v.get("advance_ms").and_then(serde_json::Value::as_i64) {
+        clock.advance(ms);
+    }
+    if let Some(ms) = v.get("set_ms").and_then(serde_json::Value::as_i64) {
+        clock.set(ms);
+    }
+    render::json_value(
+        axum::http::StatusCode::OK,
+        &serde_json::json!({ "now_ms": clock.now_ms() }),
+    )
+}
+
 async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
@@ -139,7 +161,7 @@ mod tests {
             progress.clone(),
             StorageHealth::new(),
         );
-        (router(state), progress)
+        (router(state, None), progress)
     }
 
     async fn call(

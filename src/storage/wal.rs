@@ -168,14 +168,15 @@ impl Wal {
             }
             _ => (None, None),
         };
+        // Count before sending: the writer may dequeue (and decrement) before try_send returns.
         s.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let depth = self.stats.queue_depth.fetch_add(1, Ordering::Relaxed) + 1;
         match s.tx.try_send(Msg::Frame {
             bytes,
             commit,
             done,
         }) {
             Ok(()) => {
-                let depth = self.stats.queue_depth.fetch_add(1, Ordering::Relaxed) + 1;
                 self.stats
                     .queue_depth_peak
                     .fetch_max(depth, Ordering::Relaxed);
@@ -183,6 +184,7 @@ impl Wal {
             }
             Err(e) => {
                 s.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 match e {
                     TrySendError::Full(_) => {
                         self.stats.submit_full.fetch_add(1, Ordering::Relaxed);

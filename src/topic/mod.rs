@@ -12,10 +12,14 @@ mod append;
 mod delete;
 mod handle;
 pub mod idempotency;
+#[cfg(test)]
+mod model_tests;
 mod read;
 pub mod recovered;
 mod retention;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use handle::TopicHandle;
 pub use recovered::RecoveredTopic;

@@ -183,3 +183,30 @@ impl RecoveryBuilder {
         (topics, self.max_id + 1)
     }
 }
+
+/// Replay every WAL file under `dir` into topics; returns them, the next topic id and what
+/// replay saw.
+pub fn recover_dir(
+    dir: &std::path::Path,
+    progress: &crate::storage::recovery::ReplayProgress,
+) -> Result<
+    (
+        Vec<RecoveredTopic>,
+        u64,
+        crate::storage::recovery::ReplaySummary,
+    ),
+    String,
+> {
+    let mut builder = RecoveryBuilder::default();
+    let mut failure = None;
+    let summary = crate::storage::recovery::replay(dir, progress, |frame| {
+        if failure.is_none() {
+            failure = builder.apply(frame).err();
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (topics, next_id) = builder.finish();
+    Ok((topics, next_id, summary))
+}

@@ -1,0 +1,80 @@
+//! In-process harness for actor tests: a real WAL in a temp dir, a manual clock, a registry,
+//! and restarts that replay the directory (graceful, or "crash" without final heads).
+
+use super::recovered::recover_dir;
+use super::TopicCtx;
+use crate::clock::ManualClock;
+use crate::model::priority::PriorityParams;
+use crate::registry::Registry;
+use crate::storage::health::StorageHealth;
+use crate::storage::recovery::ReplayProgress;
+use crate::storage::wal::{Wal, WalOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Harness {
+    pub dir: PathBuf,
+    pub clock: Arc<ManualClock>,
+    pub registry: Arc<Registry>,
+    wal: Wal,
+}
+
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("topics-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl Harness {
+    pub fn start(dir: PathBuf, clock: Arc<ManualClock>) -> Harness {
+        let wal_dir = crate::storage::wal_dir(&dir);
+        let (topics, next_id, summary) = recover_dir(&wal_dir, &ReplayProgress::default()).unwrap();
+        let opts = WalOptions {
+            dir: wal_dir,
+            shards: 2,
+            boot: summary.next_boot,
+            queue_frames: 1024,
+            queue_bytes: 64 << 20,
+            file_bytes: 64 << 20,
+            sync_interval: Duration::from_millis(5),
+        };
+        let wal = Wal::start(opts, StorageHealth::new()).unwrap();
+        let ctx = Arc::new(TopicCtx {
+            wal: wal.clone(),
+            clock: clock.clone(),
+            seq_reserve_ahead: 8,
+            mailbox: 64,
+            priority: PriorityParams::default(),
+            total_bytes: AtomicU64::new(0),
+            max_total_bytes: 0,
+        });
+        let registry = Arc::new(Registry::new(ctx, 0));
+        registry.install(topics, next_id);
+        Harness {
+            dir,
+            clock,
+            registry,
+            wal,
+        }
+    }
+
+    /// Stop and replay. `graceful` writes final heads first; otherwise it is a process crash
+    /// that keeps the page cache (every frame handed to the WAL is written).
+    pub async fn restart(self, graceful: bool) -> Harness {
+        if graceful {
+            self.registry.finalize_all().await;
+        }
+        drop(self.registry);
+        let wal = self.wal.clone();
+        tokio::task::spawn_blocking(move || wal.shutdown())
+            .await
+            .unwrap();
+        Harness::start(self.dir, self.clock)
+    }
+}
