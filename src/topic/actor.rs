@@ -41,6 +41,10 @@ pub(super) struct Actor {
     pub durable_ceiling: u64,
     /// In-flight reservation: its target ceiling and sync completion.
     pub reserve_inflight: Option<(u64, oneshot::Receiver<SyncResult>)>,
+    /// Current reservation window (adapts to the write rate).
+    pub reserve_window: u64,
+    /// `assigned_seq` when the in-flight reservation was requested.
+    pub reserve_requested_at: u64,
     /// Writes waiting for their ack point, in seq order.
     pub pending: VecDeque<Pending>,
     /// Records and payload bytes of `pending` (admission for `discard:"reject"`).
@@ -83,6 +87,7 @@ impl Actor {
         let (head_tx, head_rx) = watch::channel(head);
         let last_ts = rec.store.live_after(0).last().map_or(0, |r| r.ts);
         let shard = shard_of(&rec.name, ctx.wal.shard_count());
+        let reserve_ahead = ctx.seq_reserve_ahead;
         ctx.total_bytes
             .fetch_add(rec.store.bytes(), Ordering::Relaxed);
         let actor = Actor {
@@ -100,6 +105,8 @@ impl Actor {
             assigned_seq: head,
             durable_ceiling: rec.ceiling,
             reserve_inflight: None,
+            reserve_window: reserve_ahead,
+            reserve_requested_at: head,
             pending: VecDeque::new(),
             pending_records: 0,
             pending_bytes: 0,

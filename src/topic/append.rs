@@ -30,6 +30,10 @@ pub(super) struct Pending {
     pub submitted: Option<Instant>,
 }
 
+/// The reservation window never exceeds this multiple of `seq_reserve_ahead`, bounding the
+/// seq holes a crash can leave.
+const RESERVE_GROWTH_MAX: u64 = 4096;
+
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -127,16 +131,19 @@ impl Actor {
     }
 
     /// Make sure a reservation covering `last` is durable or on its way; top up ahead of
-    /// need so a steady writer rarely waits for one.
+    /// need so a steady writer rarely waits for one. The window starts at
+    /// `seq_reserve_ahead` and grows with the write rate (enough for four reservation
+    /// round-trips), so a `disk` ack waits for an fsync only at a burst's start.
     pub(super) fn reserve_for(&mut self, last: u64) -> Result<(), TopicError> {
         if self.reserve_inflight.is_some() {
             return Ok(()); // its completion re-checks what is still needed
         }
-        let ahead = self.ctx.seq_reserve_ahead.max(1);
-        if last + ahead / 2 <= self.durable_ceiling {
+        let window = self.reserve_window.max(1);
+        if last + window / 2 <= self.durable_ceiling {
             return Ok(());
         }
-        let target = last + ahead;
+        let target = last + window;
+        self.reserve_requested_at = self.assigned_seq;
         let mut buf = Vec::new();
         frame::encode_reserve(&mut buf, self.id, target);
         match self.ctx.wal.submit(self.shard, buf, Commit::Wait) {
@@ -157,6 +164,10 @@ impl Actor {
         match result {
             Ok(()) => {
                 self.durable_ceiling = self.durable_ceiling.max(target);
+                let used = self.assigned_seq.saturating_sub(self.reserve_requested_at);
+                let ahead = self.ctx.seq_reserve_ahead.max(1);
+                self.reserve_window =
+                    (used * 4).clamp(ahead, ahead.saturating_mul(RESERVE_GROWTH_MAX));
                 if self.config.durability.reserves_seqs() {
                     let _ = self.reserve_for(self.assigned_seq);
                 }

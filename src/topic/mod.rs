@@ -20,6 +20,8 @@ mod retention;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod write_tests;
 
 pub use handle::TopicHandle;
 pub use recovered::RecoveredTopic;
