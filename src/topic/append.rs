@@ -214,8 +214,12 @@ impl Actor {
             let Some(p) = self.pending.pop_front() else {
                 return;
             };
+            self.pending_records -= p.records.len() as u64;
+            self.pending_bytes -= p.bytes;
             match p.failed {
                 Some(e) => {
+                    self.ctx.total_bytes.fetch_sub(p.bytes, Ordering::Relaxed);
+                    self.answer_waiters(p.idempotency_key.as_deref(), Err(e.clone()));
                     let _ = p.reply.send(Err(e));
                 }
                 None => self.publish(p),

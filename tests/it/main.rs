@@ -5,9 +5,13 @@
 mod harness;
 
 mod cli;
+mod deletes;
 mod diff;
 mod durability;
 mod errors;
+mod idempotency;
 mod lifecycle;
 mod probes;
+mod retention;
+mod transport;
 mod write;

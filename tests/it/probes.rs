@@ -1,0 +1,80 @@
+//! Liveness and readiness probes (contract §11.1, §11.2) and their root aliases.
+
+use crate::harness::*;
+use serde_json::json;
+
+#[test]
+fn health_and_healthz_report_ok_version_and_uptime() {
+    let s = Server::start();
+    let mut last_uptime = 0;
+    for path in ["/v0/health", "/healthz", "/v0/health"] {
+        let resp = s.get(path);
+        let body = resp.expect(200);
+        assert!(resp.is_json(), "{path}");
+        assert_eq!(body["status"], "ok", "{path}: {body}");
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"), "{path}: {body}");
+        let uptime = body["uptime_ms"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{path}: uptime_ms: {body}"));
+        assert!(uptime >= last_uptime, "uptime_ms must not go backwards");
+        assert!(uptime < 600_000, "uptime of a fresh server: {uptime}");
+        last_uptime = uptime;
+        assert!(
+            body.get("performance").is_none(),
+            "probes carry no performance: {body}"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let later = s.get("/healthz").expect(200)["uptime_ms"].as_u64().unwrap();
+    assert!(
+        later >= last_uptime + 20,
+        "uptime_ms advances: {later} vs {last_uptime}"
+    );
+}
+
+#[test]
+fn ready_and_readyz_report_ready_with_topic_count() {
+    let s = Server::start();
+    for path in ["/v0/ready", "/readyz"] {
+        let body = s.get(path).expect(200);
+        assert_eq!(
+            body,
+            json!({"status": "ready", "wal_replay_complete": true, "topics": 0}),
+            "{path}"
+        );
+    }
+    s.create("a", json!({}));
+    s.write("b", records(1));
+    s.create("c", json!({"durability": "ephemeral"}));
+    for path in ["/v0/ready", "/readyz"] {
+        let body = s.get(path).expect(200);
+        assert_eq!(body["status"], "ready");
+        assert_eq!(body["wal_replay_complete"], true);
+        assert_eq!(body["topics"], 3, "{path}: {body}");
+        assert!(body.get("performance").is_none());
+    }
+    s.delete("/v0/topics/a").expect(200);
+    assert_eq!(s.get("/readyz").expect(200)["topics"], 2);
+}
+
+#[test]
+fn probes_ignore_query_strings_and_authorization_headers() {
+    let s = Server::start();
+    s.get("/healthz?x=1").expect(200);
+    let resp = s.req(
+        "GET",
+        "/v0/ready",
+        &[("Authorization", "Bearer nonsense")],
+        b"",
+    );
+    assert_eq!(resp.expect(200)["status"], "ready");
+}
+
+#[test]
+fn ready_topic_count_survives_restart() {
+    let mut s = Server::start();
+    s.create("a", json!({"durability": "ephemeral"}));
+    s.create("b", json!({"durability": "fsync"}));
+    s.restart();
+    assert_eq!(s.get("/v0/ready").expect(200)["topics"], 2);
+}
