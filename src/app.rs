@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     crate::ops::shutdown_signal().await;
     crate::ops::systemd::stopping();
     tracing::info!("shutting down: draining requests");
+    state.begin_shutdown();
     let _ = stop_tx.send(());
     let _ = server.await;
     registry.finalize_all().await;
@@ -81,6 +82,20 @@ fn test_clock() -> Result<Option<Arc<ManualClock>>, String> {
         }
         Err(_) => Ok(None),
     }
+}
+
+/// Every 5 s of replay: progress to the log and to systemd (with a start-timeout extension).
+fn spawn_replay_ticker(progress: Arc<ReplayProgress>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let f = progress.fraction();
+            tracing::info!(progress = f, "WAL replay in progress");
+            crate::ops::systemd::replay_progress(f);
+        }
+    })
 }
 
 /// Refuse a non-loopback bind without auth unless explicitly allowed (contract §2.1).
@@ -111,10 +126,11 @@ async fn start(
     let dir = crate::storage::wal_dir(&config.server.data_dir);
     let p = progress.clone();
     let replay_dir = dir.clone();
+    let ticker = spawn_replay_ticker(progress.clone());
+    let replayed = tokio::task::spawn_blocking(move || recover_dir(&replay_dir, &p)).await;
+    ticker.abort();
     let (topics, next_id, summary) =
-        tokio::task::spawn_blocking(move || recover_dir(&replay_dir, &p))
-            .await
-            .map_err(|e| format!("recovery task failed: {e}"))??;
+        replayed.map_err(|e| format!("recovery task failed: {e}"))??;
     tracing::info!(
         files = summary.files,
         frames = summary.frames,

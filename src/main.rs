@@ -80,7 +80,6 @@ fn main() -> ExitCode {
     match runtime.block_on(topics::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

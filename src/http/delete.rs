@@ -2,7 +2,7 @@
 
 use super::body;
 use super::render::{json_value, performance};
-use super::topics::topic_path;
+use super::topics::lookup_path;
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::predicate::TagPredicate;
@@ -30,7 +30,7 @@ pub async fn delete_records(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let topic = topic_path(path)?;
+    let topic = lookup_path(path);
     let bytes =
         body::read_json(&headers, body, state.config().limits.max_body_bytes, false).await?;
     let b: DeleteBody = body::parse_owned(body::as_json_text(&bytes)?)?;

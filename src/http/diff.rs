@@ -2,7 +2,7 @@
 
 use super::body;
 use super::render::{json_bytes, ms, push_records, Include};
-use super::topics::topic_path;
+use super::topics::lookup_path;
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::json::{push_str, push_u64};
@@ -40,7 +40,7 @@ pub async fn diff(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let topic = topic_path(path)?;
+    let topic = lookup_path(path);
     let bytes = body::read_json(&headers, body, state.config().limits.max_body_bytes, true).await?;
     let b: DiffBody = body::parse_owned(body::as_json_text(&bytes)?)?;
     let req = read_request(&state, &b);
@@ -59,9 +59,15 @@ pub async fn diff(
     let map_err = |e| ApiError::from_topic(&topic, e);
     let mut result = handle.read(req.clone()).await.map_err(map_err)?;
     let idle = result.records.is_empty() && result.tombstone.is_none() && result.caught_up;
-    if wait_ms > 0 && idle {
-        let woke = tokio::time::timeout(Duration::from_millis(wait_ms), head.changed()).await;
-        if matches!(woke, Ok(Ok(()))) {
+    let mut stopping = state.shutdown_watch();
+    if wait_ms > 0 && idle && !*stopping.borrow_and_update() {
+        // Woken by an append (re-read once), the timeout, or shutdown (answer as is).
+        let appended = tokio::select! {
+            r = head.changed() => r.is_ok(),
+            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => false,
+            _ = stopping.changed() => false,
+        };
+        if appended {
             result = handle.read(req).await.map_err(map_err)?;
         }
     }

@@ -39,6 +39,8 @@ pub struct Shared {
     pub progress: Arc<ReplayProgress>,
     pub health: Arc<StorageHealth>,
     pub started: Instant,
+    /// Flips to `true` when shutdown starts; parked long-polls answer at once.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -55,8 +57,18 @@ impl AppState {
                 progress,
                 health,
                 started: Instant::now(),
+                shutdown: tokio::sync::watch::channel(false).0,
             }),
         }
+    }
+
+    /// Wake every parked long-poll so the drain finishes promptly.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
     pub fn config(&self) -> &Config {

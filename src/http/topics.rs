@@ -22,6 +22,14 @@ pub fn topic_path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiE
         .map_err(|e| ApiError::invalid(format!("bad path: {e}")))
 }
 
+/// The `:topic` segment of a lookup. Lookups do not validate names (§1.4): a segment that does
+/// not even decode to UTF-8 names no topic, so it becomes a name no topic can have (U+FFFD)
+/// and the handler answers exactly as for any absent topic.
+pub fn lookup_path(p: Result<Path<String>, PathRejection>) -> String {
+    p.map(|Path(t)| t)
+        .unwrap_or_else(|_| "\u{fffd}".to_string())
+}
+
 /// Query pairs; an unparseable query string counts as empty (every value has a default).
 pub fn query_pairs(q: Result<Query<QueryPairs>, QueryRejection>) -> QueryPairs {
     q.map(|Query(p)| p).unwrap_or_default()
@@ -79,7 +87,7 @@ pub async fn get_state(
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let topic = topic_path(path)?;
+    let topic = lookup_path(path);
     let touch = query_bool(&query_pairs(query), "touch", true);
     let handle = state
         .registry()?
@@ -109,7 +117,7 @@ pub async fn delete(
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let topic = topic_path(path)?;
+    let topic = lookup_path(path);
     let if_empty = query_bool(&query_pairs(query), "if_empty", false);
     let deleted = state
         .registry()?

@@ -151,6 +151,9 @@ async fn resolve_topic(
     if let Some(h) = registry.get(topic) {
         return Ok((h, false));
     }
+    if create == Some(false) {
+        return Err(ApiError::topic_not_found(topic));
+    }
     let config = resolve_config(config.unwrap_or_default(), topic)?;
     if !create.unwrap_or(config.auto_create) {
         return Err(ApiError::topic_not_found(topic));

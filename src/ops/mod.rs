@@ -33,6 +33,16 @@ pub mod systemd {
         let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
     }
 
+    /// During a long replay: report progress and ask for more start-up time, so systemd's
+    /// start timeout bounds a stuck replay, not a long one.
+    pub fn replay_progress(fraction: f64) {
+        let status = format!("replaying the write-ahead log: {:.0}%", fraction * 100.0);
+        let _ = sd_notify::notify(&[
+            NotifyState::Status(&status),
+            NotifyState::ExtendTimeoutUsec(30_000_000),
+        ]);
+    }
+
     pub fn stopping() {
         let _ = sd_notify::notify(&[NotifyState::Stopping]);
     }

@@ -96,17 +96,25 @@ pub fn replay(
         next_boot: 1,
         ..Default::default()
     };
+    let mut base = 0u64;
     for (i, (id, path, len)) in files.iter().enumerate() {
         let is_tail = files
             .get(i + 1)
             .is_none_or(|(next, _, _)| (next.boot, next.shard) != (id.boot, id.shard));
         let buf = Bytes::from(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
-        let (frames, truncated) = replay_file(&buf, path, is_tail, &mut apply)?;
+        let mut on_frame = |f: Frame, offset: usize| {
+            progress
+                .done_bytes
+                .store(base + offset as u64, Ordering::Relaxed);
+            apply(f)
+        };
+        let (frames, truncated) = replay_file(&buf, path, is_tail, &mut on_frame)?;
         summary.files += 1;
         summary.frames += frames;
         summary.truncated_bytes += truncated;
         summary.next_boot = summary.next_boot.max(id.boot.saturating_add(1));
-        progress.done_bytes.fetch_add(*len, Ordering::Relaxed);
+        base += *len;
+        progress.done_bytes.store(base, Ordering::Relaxed);
     }
     progress.done_bytes.store(total.max(1), Ordering::Relaxed);
     Ok(summary)
@@ -117,7 +125,7 @@ fn replay_file(
     buf: &Bytes,
     path: &Path,
     is_tail: bool,
-    apply: &mut impl FnMut(Frame),
+    apply: &mut impl FnMut(Frame, usize),
 ) -> Result<(u64, u64), String> {
     if let Err(e) = FileHeader::decode(buf) {
         if is_tail && (e == DecodeError::Truncated || buf.len() < FILE_HEADER_LEN) {
@@ -138,7 +146,7 @@ fn replay_file(
     while at < buf.len() {
         match frame::decode(buf, at) {
             Ok((f, next)) => {
-                apply(f);
+                apply(f, next);
                 frames += 1;
                 at = next;
             }

@@ -7,6 +7,7 @@ use crate::model::read::LossFloors;
 use crate::model::record::Record;
 use crate::model::topic_config::TopicConfig;
 use crate::storage::frame::{AppendFrame, Frame};
+use bytes::Bytes;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -58,10 +59,13 @@ impl RecoveredTopic {
             self.idempotency.insert(key, entry);
         }
         let floor = self.floor();
-        for r in a.records {
+        for mut r in a.records {
             if r.seq > self.max_record_seq {
                 self.max_record_seq = r.seq;
                 if r.seq > floor {
+                    // Own the bytes: a slice would pin the whole WAL file buffer in memory.
+                    r.data = Bytes::copy_from_slice(&r.data);
+                    r.meta = r.meta.map(|m| Bytes::copy_from_slice(&m));
                     self.store.push(r);
                 }
             }

@@ -918,3 +918,36 @@ fn class_change_to_fsync_makes_later_writes_survive_kill_9() {
     assert_eq!(s.state("t")["config"]["durability"], "fsync");
     assert!(first_seq_of_next_write(&s, "t") > seqs[1]);
 }
+
+#[test]
+fn sigterm_answers_a_parked_long_poll_at_once() {
+    let mut s = Server::start();
+    s.write("t", records(1));
+    let addr = s.addr;
+    let poll = std::thread::spawn(move || {
+        crate::harness::http::request(
+            addr,
+            "POST",
+            "/v0/topics/t/diff",
+            &[("Content-Type", "application/json")],
+            br#"{"from_seq":1,"wait_ms":30000}"#,
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let start = std::time::Instant::now();
+    assert!(s.sigterm().success());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "shutdown must not wait out the long-poll (took {:?})",
+        start.elapsed()
+    );
+    let resp = poll.join().expect("long-poll answered");
+    let body = resp.expect(200);
+    assert_eq!(
+        (
+            body["records"].as_array().map(Vec::len),
+            body["caught_up"].as_bool()
+        ),
+        (Some(0), Some(true))
+    );
+}

@@ -406,3 +406,25 @@ fn success_and_error_responses_are_application_json() {
         resp.json();
     }
 }
+
+#[test]
+fn lookups_of_undecodable_names_are_not_found_not_bad_requests() {
+    let s = Server::start();
+    assert_error(&s.get("/v0/topics/%FF"), 404, "topic_not_found");
+    let r = s.req("POST", "/v0/topics/%FF/diff", &[], b"");
+    assert_error(&r, 404, "topic_not_found");
+    assert_eq!(s.delete("/v0/topics/%FF").expect(200)["deleted"], false);
+    assert_error(
+        &s.put("/v0/topics/%FF", &serde_json::json!({})),
+        400,
+        "invalid_request",
+    );
+}
+
+#[test]
+fn create_false_on_absent_topic_is_404_even_with_a_bad_inline_config() {
+    let s = Server::start();
+    let body = serde_json::json!({ "create": false, "config": { "dead_letter": "bad name" },
+        "records": [{ "data": 1 }] });
+    assert_error(&s.post("/v0/topics/absent", &body), 404, "topic_not_found");
+}
