@@ -16,7 +16,7 @@ const DATA: &str = r#"{"k":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
 fn draft(i: usize) -> RecordDraft {
     RecordDraft {
         node: Some(Arc::from("eu-1")),
-        tag: (i % 2 == 0).then(|| Arc::from("cust-42:order")),
+        tag: i.is_multiple_of(2).then(|| Arc::from("cust-42:order")),
         data: Bytes::from_static(DATA.as_bytes()),
         meta: None,
         hops: 0,
