@@ -83,9 +83,15 @@ pub fn parse<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Result<T, ApiError
     serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
 }
 
-/// Like `parse`, for owned targets.
-pub fn parse_owned<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
-    parse(text)
+/// Read (size cap, media type) and parse a body into an owned `T` in one step.
+pub async fn json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    max: u64,
+    empty_as_object: bool,
+) -> Result<T, ApiError> {
+    let bytes = read_json(headers, body, max, empty_as_object).await?;
+    parse(as_json_text(&bytes)?)
 }
 
 fn check_object(text: &str) -> Result<(), ApiError> {

@@ -31,9 +31,8 @@ pub async fn delete_records(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let topic = lookup_path(path);
-    let bytes =
-        body::read_json(&headers, body, state.config().limits.max_body_bytes, false).await?;
-    let b: DeleteBody = body::parse_owned(body::as_json_text(&bytes)?)?;
+    let max = state.config().limits.max_body_bytes;
+    let b: DeleteBody = body::json(&headers, body, max, false).await?;
     let pred = match &b.pred {
         None | Some(Value::Null) => None,
         Some(v) => Some(TagPredicate::parse(v).map_err(ApiError::invalid)?),

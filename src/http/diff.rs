@@ -41,8 +41,8 @@ pub async fn diff(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let topic = lookup_path(path);
-    let bytes = body::read_json(&headers, body, state.config().limits.max_body_bytes, true).await?;
-    let b: DiffBody = body::parse_owned(body::as_json_text(&bytes)?)?;
+    let max = state.config().limits.max_body_bytes;
+    let b: DiffBody = body::json(&headers, body, max, true).await?;
     let req = read_request(&state, &b);
     let inc = Include {
         tags: b.include_tags.unwrap_or(false),

@@ -54,8 +54,8 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let topic = topic_path(path)?;
-    let bytes = body::read_json(&headers, body, state.config().limits.max_body_bytes, true).await?;
-    let input: TopicConfigInput = body::parse_owned(body::as_json_text(&bytes)?)?;
+    let max = state.config().limits.max_body_bytes;
+    let input: TopicConfigInput = body::json(&headers, body, max, true).await?;
     if !is_valid_topic_name(&topic) {
         return Err(ApiError::invalid(format!("invalid topic name {topic:?}")));
     }

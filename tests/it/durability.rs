@@ -543,16 +543,7 @@ fn sigterm_exits_with_status_zero() {
 fn sigterm_waits_for_an_in_flight_long_poll_or_ends_it_cleanly() {
     let mut s = Server::start_with(&[], Some("[server]\ndrain_timeout_ms = 2000\n"));
     s.write("t", records(1));
-    let addr = s.addr;
-    let poll = std::thread::spawn(move || {
-        crate::harness::http::request(
-            addr,
-            "POST",
-            "/v0/topics/t/diff",
-            &[("Content-Type", "application/json")],
-            br#"{"from_seq":1,"wait_ms":1000}"#,
-        )
-    });
+    let poll = spawn_long_poll(s.addr, 1000);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let start = std::time::Instant::now();
     let status = s.sigterm();
@@ -923,16 +914,7 @@ fn class_change_to_fsync_makes_later_writes_survive_kill_9() {
 fn sigterm_answers_a_parked_long_poll_at_once() {
     let mut s = Server::start();
     s.write("t", records(1));
-    let addr = s.addr;
-    let poll = std::thread::spawn(move || {
-        crate::harness::http::request(
-            addr,
-            "POST",
-            "/v0/topics/t/diff",
-            &[("Content-Type", "application/json")],
-            br#"{"from_seq":1,"wait_ms":30000}"#,
-        )
-    });
+    let poll = spawn_long_poll(s.addr, 30000);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let start = std::time::Instant::now();
     assert!(s.sigterm().success());
@@ -950,4 +932,21 @@ fn sigterm_answers_a_parked_long_poll_at_once() {
         ),
         (Some(0), Some(true))
     );
+}
+
+/// A diff long-poll on `t` from seq 1 in its own thread.
+fn spawn_long_poll(
+    addr: std::net::SocketAddr,
+    wait_ms: u64,
+) -> std::thread::JoinHandle<crate::harness::http::Response> {
+    std::thread::spawn(move || {
+        let body = format!(r#"{{"from_seq":1,"wait_ms":{wait_ms}}}"#);
+        crate::harness::http::request(
+            addr,
+            "POST",
+            "/v0/topics/t/diff",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    })
 }
