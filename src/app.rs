@@ -2,6 +2,7 @@
 //! replay the WAL, start WAL writers and topic actors, flip ready; on SIGTERM/SIGINT stop
 //! accepting, drain, record every topic's exact head, sync the WAL and return.
 
+use crate::checkpoint::{Checkpointer, Schedule};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::http::{self, AppState};
@@ -45,10 +46,17 @@ pub async fn run(config: Config) -> Result<(), String> {
         r = start(&config, &progress, &health, clock) => Some(r?),
         _ = crate::ops::shutdown_signal() => None,
     };
-    let Some((registry, wal)) = started else {
+    let Some((registry, wal, last_snapshot)) = started else {
         tracing::info!("stopped during recovery");
         return Ok(());
     };
+    let checkpointer = Arc::new(Checkpointer::new(
+        registry.clone(),
+        wal.clone(),
+        config.server.data_dir.clone(),
+        last_snapshot,
+    ));
+    let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(&config)));
     state.set_ready(registry.clone());
     tracing::info!(topics = registry.len(), "ready");
     crate::ops::systemd::ready(registry.len());
@@ -58,7 +66,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     state.begin_shutdown();
     let _ = stop_tx.send(());
     let _ = server.await;
-    registry.finalize_all().await;
+    periodic.abort();
+    // A final snapshot makes the next start replay almost nothing.
+    match checkpointer.run(true).await {
+        Ok(_) => registry.stop_all().await,
+        Err(e) => {
+            tracing::error!(error = %e, "final checkpoint failed; recording exact heads in the WAL");
+            registry.finalize_all().await;
+        }
+    }
     let _ = tokio::task::spawn_blocking(move || wal.shutdown()).await;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -120,22 +136,23 @@ async fn start(
     progress: &Arc<ReplayProgress>,
     health: &Arc<StorageHealth>,
     clock: Arc<dyn Clock>,
-) -> Result<(Arc<Registry>, Wal), String> {
+) -> Result<(Arc<Registry>, Wal, u64), String> {
     let t0 = Instant::now();
     crate::ops::systemd::status("replaying the write-ahead log");
     let dir = crate::storage::wal_dir(&config.server.data_dir);
     let p = progress.clone();
-    let replay_dir = dir.clone();
+    let data_dir = config.server.data_dir.clone();
     let ticker = spawn_replay_ticker(progress.clone());
-    let replayed = tokio::task::spawn_blocking(move || recover_dir(&replay_dir, &p)).await;
+    let replayed = tokio::task::spawn_blocking(move || recover_dir(&data_dir, &p)).await;
     ticker.abort();
-    let (topics, next_id, summary) =
-        replayed.map_err(|e| format!("recovery task failed: {e}"))??;
+    let rec = replayed.map_err(|e| format!("recovery task failed: {e}"))??;
+    let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
     tracing::info!(
         files = summary.files,
         frames = summary.frames,
         truncated_bytes = summary.truncated_bytes,
         topics = topics.len(),
+        snapshot = rec.snapshot_number,
         elapsed_ms = t0.elapsed().as_millis() as u64,
         "WAL replay complete"
     );
@@ -166,5 +183,14 @@ async fn start(
     });
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);
-    Ok((registry, wal))
+    Ok((registry, wal, rec.snapshot_number))
+}
+
+fn schedule(config: &Config) -> Schedule {
+    let s = &config.storage;
+    Schedule {
+        wal_bytes: s.snapshot_wal_bytes,
+        max_interval: Duration::from_millis(s.snapshot_max_interval_ms.max(1)),
+        check_interval: Duration::from_millis(s.snapshot_check_interval_ms.max(10)),
+    }
 }

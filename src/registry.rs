@@ -160,11 +160,35 @@ impl Registry {
         }
     }
 
+    /// A checkpoint cut: with no create or delete in progress, run `barrier` (the WAL
+    /// rotation) on a blocking thread, then list every topic and the next topic id.
+    pub async fn cut<T: Send + 'static>(
+        &self,
+        barrier: impl FnOnce() -> Result<T, crate::storage::health::StoreError> + Send + 'static,
+    ) -> Result<(T, Vec<TopicHandle>, u64), crate::storage::health::StoreError> {
+        let _guard = self.lifecycle.lock().await;
+        let t = tokio::task::spawn_blocking(barrier)
+            .await
+            .map_err(|e| crate::storage::health::StoreError(e.to_string().into()))??;
+        let handles = self.read_map().values().cloned().collect();
+        Ok((t, handles, self.next_id.load(Ordering::SeqCst)))
+    }
+
     /// Graceful shutdown: every actor records its exact head and stops.
     pub async fn finalize_all(&self) {
-        let handles: Vec<_> = self.read_map().values().cloned().collect();
-        for h in handles {
-            h.finalize().await;
+        for h in self.handles() {
+            h.finalize(true).await;
         }
+    }
+
+    /// Stop every actor without WAL writes (a final snapshot already holds their state).
+    pub async fn stop_all(&self) {
+        for h in self.handles() {
+            h.finalize(false).await;
+        }
+    }
+
+    fn handles(&self) -> Vec<TopicHandle> {
+        self.read_map().values().cloned().collect()
     }
 }

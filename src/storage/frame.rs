@@ -23,6 +23,9 @@ const KIND_RESERVE: u8 = 4;
 const KIND_HEAD: u8 = 5;
 const KIND_FLOORS: u8 = 6;
 const KIND_DELETE_RECORDS: u8 = 7;
+const KIND_RECORDS: u8 = 8;
+const KIND_IDEMPOTENCY: u8 = 9;
+const KIND_SNAPSHOT_END: u8 = 10;
 
 const PRED_NONE: u8 = 0;
 const PRED_EQ: u8 = 1;
@@ -57,6 +60,25 @@ pub enum Frame {
         bound: u64,
         pred: Option<TagPredicate>,
     },
+    /// Snapshot only: live records with explicit seqs.
+    Records { topic_id: u64, records: Vec<Record> },
+    /// Snapshot only: one idempotency entry.
+    Idempotency {
+        topic_id: u64,
+        key: String,
+        entry: IdemFields,
+    },
+    /// Snapshot only: the end marker.
+    SnapshotEnd { next_topic_id: u64, topics: u64 },
+}
+
+/// An idempotency entry as stored (the topic layer owns its meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdemFields {
+    pub created_ms: i64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub head_seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,22 +217,65 @@ pub fn encode_append(
         .extend_from_slice(&(records.len() as u32).to_le_bytes());
     put_bytes16(f.out, idempotency_key.unwrap_or("").as_bytes());
     for r in records {
-        let flags = (r.node.is_some() as u8 * FLAG_NODE)
-            | (r.tag.is_some() as u8 * FLAG_TAG)
-            | (r.meta.is_some() as u8 * FLAG_META);
-        f.out.push(flags);
-        f.out.push(r.hops);
-        if let Some(node) = &r.node {
-            put_bytes16(f.out, node.as_bytes());
-        }
-        if let Some(tag) = &r.tag {
-            put_bytes16(f.out, tag.as_bytes());
-        }
-        put_bytes32(f.out, &r.data);
-        if let Some(meta) = &r.meta {
-            put_bytes32(f.out, meta);
-        }
+        put_record_body(f.out, &r.node, &r.tag, &r.data, &r.meta, r.hops);
     }
+    f.seal();
+}
+
+/// flags u8 | hops u8 | [node] | [tag] | data | [meta]
+fn put_record_body(
+    out: &mut Vec<u8>,
+    node: &Option<Arc<str>>,
+    tag: &Option<Arc<str>>,
+    data: &[u8],
+    meta: &Option<Bytes>,
+    hops: u8,
+) {
+    let flags = (node.is_some() as u8 * FLAG_NODE)
+        | (tag.is_some() as u8 * FLAG_TAG)
+        | (meta.is_some() as u8 * FLAG_META);
+    out.push(flags);
+    out.push(hops);
+    if let Some(node) = node {
+        put_bytes16(out, node.as_bytes());
+    }
+    if let Some(tag) = tag {
+        put_bytes16(out, tag.as_bytes());
+    }
+    put_bytes32(out, data);
+    if let Some(meta) = meta {
+        put_bytes32(out, meta);
+    }
+}
+
+/// Snapshot form of live records: each with its own seq and ts (holes and deletes allowed).
+pub fn encode_records(out: &mut Vec<u8>, topic_id: u64, records: &[Record]) {
+    let f = FrameBuf::begin(out, KIND_RECORDS, topic_id);
+    f.out
+        .extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for r in records {
+        f.out.extend_from_slice(&r.seq.to_le_bytes());
+        f.out.extend_from_slice(&r.ts.to_le_bytes());
+        put_record_body(f.out, &r.node, &r.tag, &r.data, &r.meta, r.hops);
+    }
+    f.seal();
+}
+
+/// Snapshot form of one idempotency entry.
+pub fn encode_idempotency(out: &mut Vec<u8>, topic_id: u64, key: &str, e: &IdemFields) {
+    let f = FrameBuf::begin(out, KIND_IDEMPOTENCY, topic_id);
+    put_bytes16(f.out, key.as_bytes());
+    for v in [e.created_ms as u64, e.first_seq, e.last_seq, e.head_seq] {
+        f.out.extend_from_slice(&v.to_le_bytes());
+    }
+    f.seal();
+}
+
+/// Last frame of a snapshot: its presence (with a valid crc) marks the snapshot complete.
+pub fn encode_snapshot_end(out: &mut Vec<u8>, next_topic_id: u64, topics: u64) {
+    let f = FrameBuf::begin(out, KIND_SNAPSHOT_END, 0);
+    f.out.extend_from_slice(&next_topic_id.to_le_bytes());
+    f.out.extend_from_slice(&topics.to_le_bytes());
     f.seal();
 }
 
@@ -280,6 +345,24 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
                 source_trim: r.u64()?,
             },
         },
+        KIND_RECORDS => Frame::Records {
+            topic_id,
+            records: decode_records(&mut r)?,
+        },
+        KIND_IDEMPOTENCY => Frame::Idempotency {
+            topic_id,
+            key: r.string16()?,
+            entry: IdemFields {
+                created_ms: r.u64()? as i64,
+                first_seq: r.u64()?,
+                last_seq: r.u64()?,
+                head_seq: r.u64()?,
+            },
+        },
+        KIND_SNAPSHOT_END => Frame::SnapshotEnd {
+            next_topic_id: r.u64()?,
+            topics: r.u64()?,
+        },
         KIND_DELETE_RECORDS => {
             let bound = r.u64()?;
             let kind = r.u8()?;
@@ -314,42 +397,64 @@ fn decode_append(r: &mut Reader<'_>, topic_id: u64) -> Option<AppendFrame> {
     first_seq.checked_add(count as u64)?;
     let mut records = Vec::with_capacity(count);
     for i in 0..count as u64 {
-        let flags = r.u8()?;
-        let hops = r.u8()?;
-        if flags & !(FLAG_NODE | FLAG_TAG | FLAG_META) != 0 {
-            return None;
-        }
-        let node = if flags & FLAG_NODE != 0 {
-            Some(Arc::from(r.string16()?))
-        } else {
-            None
-        };
-        let tag = if flags & FLAG_TAG != 0 {
-            Some(Arc::from(r.string16()?))
-        } else {
-            None
-        };
-        let data = r.bytes32()?;
-        let meta = if flags & FLAG_META != 0 {
-            Some(r.bytes32()?)
-        } else {
-            None
-        };
-        records.push(Record {
-            seq: first_seq + i,
-            ts,
-            node,
-            tag,
-            data,
-            meta,
-            hops,
-        });
+        records.push(read_record_body(r, first_seq + i, ts)?);
     }
     let idempotency_key = (!key.is_empty()).then_some(key);
     Some(AppendFrame {
         topic_id,
         idempotency_key,
         records,
+    })
+}
+
+fn decode_records(r: &mut Reader<'_>) -> Option<Vec<Record>> {
+    let count = r.u32()? as usize;
+    // seq + ts + the smallest record body: 22 bytes each.
+    if count > r.remaining() / 22 {
+        return None;
+    }
+    let mut records: Vec<Record> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let seq = r.u64()?;
+        let ts = r.u64()? as i64;
+        if seq == 0 || records.last().is_some_and(|p| p.seq >= seq) {
+            return None;
+        }
+        records.push(read_record_body(r, seq, ts)?);
+    }
+    Some(records)
+}
+
+fn read_record_body(r: &mut Reader<'_>, seq: u64, ts: i64) -> Option<Record> {
+    let flags = r.u8()?;
+    let hops = r.u8()?;
+    if flags & !(FLAG_NODE | FLAG_TAG | FLAG_META) != 0 {
+        return None;
+    }
+    let node = if flags & FLAG_NODE != 0 {
+        Some(Arc::from(r.string16()?))
+    } else {
+        None
+    };
+    let tag = if flags & FLAG_TAG != 0 {
+        Some(Arc::from(r.string16()?))
+    } else {
+        None
+    };
+    let data = r.bytes32()?;
+    let meta = if flags & FLAG_META != 0 {
+        Some(r.bytes32()?)
+    } else {
+        None
+    };
+    Some(Record {
+        seq,
+        ts,
+        node,
+        tag,
+        data,
+        meta,
+        hops,
     })
 }
 

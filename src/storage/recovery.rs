@@ -8,6 +8,7 @@
 //! corruption of data that was once complete: startup fails rather than silently dropping it.
 
 use super::frame::{self, DecodeError, FileHeader, Frame, FILE_HEADER_LEN};
+use super::snapshot::Barrier;
 use super::sync_dir;
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
@@ -83,24 +84,40 @@ fn list_files(dir: &Path) -> Result<Vec<(WalFileId, PathBuf, u64)>, String> {
     Ok(files)
 }
 
-/// Replay every WAL file in `dir`, handing each valid frame to `apply` in order.
+/// Replay every WAL file in `dir` (only those after `after`, a snapshot's barrier, if given),
+/// handing each valid frame to `apply` in order.
 pub fn replay(
     dir: &Path,
+    after: Option<&Barrier>,
     progress: &ReplayProgress,
     mut apply: impl FnMut(Frame),
 ) -> Result<ReplaySummary, String> {
-    let files = list_files(dir)?;
+    let all = list_files(dir)?;
+    let next_boot = all
+        .iter()
+        .map(|f| f.0.boot.saturating_add(1))
+        .max()
+        .unwrap_or(1);
+    // A file is a tail when it is the last of its (boot, shard) run: decided over all files.
+    let files: Vec<_> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (id, path, len))| {
+            let tail = all
+                .get(i + 1)
+                .is_none_or(|(next, _, _)| (next.boot, next.shard) != (id.boot, id.shard));
+            (id, path, *len, tail)
+        })
+        .filter(|(id, ..)| after.is_none_or(|b| b.covers(id.boot, id.shard, id.index)))
+        .collect();
     let total: u64 = files.iter().map(|f| f.2).sum();
     progress.total_bytes.store(total.max(1), Ordering::Relaxed);
     let mut summary = ReplaySummary {
-        next_boot: 1,
+        next_boot,
         ..Default::default()
     };
     let mut base = 0u64;
-    for (i, (id, path, len)) in files.iter().enumerate() {
-        let is_tail = files
-            .get(i + 1)
-            .is_none_or(|(next, _, _)| (next.boot, next.shard) != (id.boot, id.shard));
+    for (_, path, len, is_tail) in files {
         let buf = Bytes::from(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
         let mut on_frame = |f: Frame, offset: usize| {
             progress
@@ -112,12 +129,26 @@ pub fn replay(
         summary.files += 1;
         summary.frames += frames;
         summary.truncated_bytes += truncated;
-        summary.next_boot = summary.next_boot.max(id.boot.saturating_add(1));
-        base += *len;
+        base += len;
         progress.done_bytes.store(base, Ordering::Relaxed);
     }
     progress.done_bytes.store(total.max(1), Ordering::Relaxed);
     Ok(summary)
+}
+
+/// Delete WAL files that lie entirely before `barrier` (a kept snapshot holds their effect).
+pub fn remove_before(dir: &Path, barrier: &Barrier) -> Result<usize, String> {
+    let mut removed = 0;
+    for (id, path, _) in list_files(dir)? {
+        if !barrier.covers(id.boot, id.shard, id.index) {
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(removed)
 }
 
 /// Returns (frames applied, bytes truncated).
@@ -213,7 +244,7 @@ mod tests {
 
     fn ceilings(dir: &Path) -> Result<(Vec<u64>, ReplaySummary), String> {
         let mut seen = Vec::new();
-        let s = replay(dir, &ReplayProgress::default(), |f| {
+        let s = replay(dir, None, &ReplayProgress::default(), |f| {
             if let Frame::Reserve { ceiling, .. } = f {
                 seen.push(ceiling)
             }

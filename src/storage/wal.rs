@@ -77,6 +77,9 @@ enum Msg {
         done: Option<oneshot::Sender<SyncResult>>,
     },
     Stop(oneshot::Sender<()>),
+    /// Checkpoint barrier: everything queued before it lands in the current file, everything
+    /// after it in a new one; answers the new file's index.
+    Rotate(oneshot::Sender<Result<u32, StoreError>>),
 }
 
 struct Shard {
@@ -92,6 +95,7 @@ pub struct Wal {
     health: Arc<StorageHealth>,
     stats: Arc<WalStats>,
     queue_bytes_max: u64,
+    boot: u32,
 }
 
 impl Wal {
@@ -130,6 +134,7 @@ impl Wal {
             health,
             stats,
             queue_bytes_max: opts.queue_bytes,
+            boot: opts.boot,
         })
     }
 
@@ -196,6 +201,30 @@ impl Wal {
                 }
             }
         }
+    }
+
+    /// Checkpoint barrier on every shard (blocking; call from a blocking thread): returns, per
+    /// shard, the index of the file where frames submitted after this call begin.
+    pub fn rotate_all(&self) -> Result<Vec<u32>, StoreError> {
+        let mut waits = Vec::new();
+        for s in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            s.tx.send(Msg::Rotate(tx))
+                .map_err(|_| StoreError("WAL is shut down".into()))?;
+            waits.push(rx);
+        }
+        waits
+            .into_iter()
+            .map(|w| {
+                w.blocking_recv()
+                    .unwrap_or_else(|_| Err(StoreError("WAL writer stopped".into())))
+            })
+            .collect()
+    }
+
+    /// This boot's number (names its WAL files).
+    pub fn boot(&self) -> u32 {
+        self.boot
     }
 
     /// Drain every shard, sync, and join the threads. Idempotent.
@@ -277,14 +306,17 @@ impl Writer {
             };
             let mut group = Vec::new();
             let mut stop = None;
+            let mut barrier = None;
             match first {
                 Msg::Stop(done) => stop = Some(done),
+                Msg::Rotate(done) => barrier = Some(done),
                 m => group.push(m),
             }
             let mut bytes = 0usize;
-            while stop.is_none() && bytes < GROUP_BYTES_MAX {
+            while stop.is_none() && barrier.is_none() && bytes < GROUP_BYTES_MAX {
                 match self.rx.try_recv() {
                     Ok(Msg::Stop(done)) => stop = Some(done),
+                    Ok(Msg::Rotate(done)) => barrier = Some(done),
                     Ok(m) => {
                         if let Msg::Frame { bytes: b, .. } = &m {
                             bytes += b.len();
@@ -296,6 +328,16 @@ impl Writer {
             }
             if !group.is_empty() {
                 self.commit_group(group);
+            }
+            if let Some(done) = barrier {
+                let result = match self.health.is_poisoned() {
+                    true => Err(self.health.error()),
+                    false => self
+                        .rotate()
+                        .map(|()| self.file_index)
+                        .map_err(|e| self.fail(&format!("WAL rotation failed: {e}"))),
+                };
+                let _ = done.send(result);
             }
             if stop.is_some() {
                 return self.finish(stop);

@@ -182,8 +182,11 @@ impl Actor {
                     return Break(());
                 }
             }
-            Command::Finalize { reply } => {
-                self.finalize();
+            Command::Image { exact, reply } => {
+                let _ = reply.send(self.image(exact));
+            }
+            Command::Finalize { record_head, reply } => {
+                self.finalize(record_head);
                 let _ = reply.send(());
                 return Break(());
             }
@@ -228,12 +231,15 @@ impl Actor {
     }
 
     /// Graceful shutdown: record the exact head so a clean restart leaves no reserved holes.
-    fn finalize(&mut self) {
-        let head = self.head_seq.max(self.assigned_seq);
-        let mut buf = Vec::new();
-        frame::encode_head(&mut buf, self.id, head);
-        if let Err(e) = self.ctx.wal.submit(self.shard, buf, Commit::Lazy) {
-            tracing::warn!(topic = %self.name, error = ?e, "could not record the final head");
+    /// `record_head` is false when a final snapshot already holds the exact head.
+    fn finalize(&mut self, record_head: bool) {
+        if record_head {
+            let head = self.head_seq.max(self.assigned_seq);
+            let mut buf = Vec::new();
+            frame::encode_head(&mut buf, self.id, head);
+            if let Err(e) = self.ctx.wal.submit(self.shard, buf, Commit::Lazy) {
+                tracing::warn!(topic = %self.name, error = ?e, "could not record the final head");
+            }
         }
         self.fail_pending(TopicError::Gone);
         self.ctx

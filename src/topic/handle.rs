@@ -74,10 +74,25 @@ impl TopicHandle {
             .await?
     }
 
-    /// Graceful shutdown: record the exact head and stop.
-    pub async fn finalize(&self) {
+    /// The topic's durable state for a checkpoint (waits for a mailbox slot).
+    pub async fn image(&self, exact: bool) -> Result<super::image::TopicImage, TopicError> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::Finalize { reply }).await.is_ok() {
+        self.tx
+            .send(Command::Image { exact, reply })
+            .await
+            .map_err(|_| TopicError::Gone)?;
+        rx.await.map_err(|_| TopicError::Gone)
+    }
+
+    /// Graceful shutdown: stop, first recording the exact head in the WAL if `record_head`.
+    pub async fn finalize(&self, record_head: bool) {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Finalize { record_head, reply })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }

@@ -4,13 +4,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdemEntry {
-    pub created_ms: i64,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub head_seq: u64,
-}
+/// The stored form is shared with the WAL and snapshot codec.
+pub use crate::storage::frame::IdemFields as IdemEntry;
 
 #[derive(Debug, Clone, Default)]
 pub struct IdemTable {
@@ -43,6 +38,10 @@ impl IdemTable {
     pub fn insert(&mut self, key: String, entry: IdemEntry) {
         self.order.push_back((entry.created_ms, key.clone()));
         self.map.insert(key, entry);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &IdemEntry)> {
+        self.map.iter()
     }
 
     pub fn len(&self) -> usize {

@@ -9,9 +9,12 @@
 
 mod actor;
 mod append;
+#[cfg(test)]
+mod checkpoint_tests;
 mod delete;
 mod handle;
 pub mod idempotency;
+pub mod image;
 #[cfg(test)]
 mod model_tests;
 mod read;
@@ -183,7 +186,12 @@ pub(crate) enum Command {
         req: DeleteRequest,
         reply: Reply<Result<DeleteOk, TopicError>>,
     },
+    Image {
+        exact: bool,
+        reply: Reply<image::TopicImage>,
+    },
     Finalize {
+        record_head: bool,
         reply: Reply<()>,
     },
 }

@@ -25,6 +25,7 @@ enum Op {
     DeleteBefore { back: u8 },
     DeleteTag { tag: u8, prefix: bool },
     Restart { graceful: bool },
+    Checkpoint,
     Read { reader: u8 },
 }
 
@@ -35,6 +36,7 @@ fn op(retention: bool) -> impl Strategy<Value = Op> {
         1 => (0u8..6).prop_map(|back| Op::DeleteBefore { back }),
         1 => (0u8..3, any::<bool>()).prop_map(|(tag, prefix)| Op::DeleteTag { tag, prefix }),
         1 => any::<bool>().prop_map(|graceful| Op::Restart { graceful }),
+        1 => Just(Op::Checkpoint),
         3 => (0u8..3).prop_map(|reader| Op::Read { reader }),
     ];
     let variants = if retention { 4u8 } else { 1 };
@@ -219,6 +221,9 @@ async fn run(ops: Vec<Op>) {
                 m.delete(&h, None, Some(pred)).await
             }
             Op::Restart { graceful } => h = h.restart(graceful).await,
+            Op::Checkpoint => {
+                h.checkpoint().await;
+            }
             Op::Read { reader } => m.read(&h, reader as usize, retention_ever).await,
         }
     }

@@ -58,12 +58,19 @@ impl RecoveredTopic {
             };
             self.idempotency.insert(key, entry);
         }
+        self.push_records(a.records);
+    }
+
+    /// Records at or below what is held are ignored, so a frame replayed twice (or a WAL frame
+    /// already contained in the snapshot) never duplicates, and records under a loss floor
+    /// stay lost.
+    fn push_records(&mut self, records: Vec<Record>) {
         let floor = self.floor();
-        for mut r in a.records {
+        for mut r in records {
             if r.seq > self.max_record_seq {
                 self.max_record_seq = r.seq;
                 if r.seq > floor {
-                    // Own the bytes: a slice would pin the whole WAL file buffer in memory.
+                    // Own the bytes: a slice would pin the whole file buffer in memory.
                     r.data = Bytes::copy_from_slice(&r.data);
                     r.meta = r.meta.map(|m| Bytes::copy_from_slice(&m));
                     self.store.push(r);
@@ -142,6 +149,23 @@ impl RecoveryBuilder {
                     t.raise_floors(floors);
                 }
             }
+            Frame::Records { topic_id, records } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.push_records(records);
+                }
+            }
+            Frame::Idempotency {
+                topic_id,
+                key,
+                entry,
+            } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.idempotency.insert(key, entry);
+                }
+            }
+            Frame::SnapshotEnd { next_topic_id, .. } => {
+                self.max_id = self.max_id.max(next_topic_id.saturating_sub(1));
+            }
             Frame::DeleteRecords {
                 topic_id,
                 bound,
@@ -188,22 +212,23 @@ impl RecoveryBuilder {
     }
 }
 
-/// Replay every WAL file under `dir` into topics; returns them, the next topic id and what
-/// replay saw.
+/// Rebuild every topic from the data dir: the newest valid snapshot, then the WAL tail after
+/// its barrier. Returns the topics, the next topic id, what replay saw, and the snapshot number.
 pub fn recover_dir(
-    dir: &std::path::Path,
+    data_dir: &std::path::Path,
     progress: &crate::storage::recovery::ReplayProgress,
-) -> Result<
-    (
-        Vec<RecoveredTopic>,
-        u64,
-        crate::storage::recovery::ReplaySummary,
-    ),
-    String,
-> {
+) -> Result<Recovered, String> {
+    use crate::storage::{recovery, snapshot};
     let mut builder = RecoveryBuilder::default();
+    let snap = snapshot::load_latest(&snapshot::dir(data_dir))?;
+    let barrier = snap.as_ref().map(|s| s.barrier.clone());
+    let snapshot_number = snap.as_ref().map_or(0, |s| s.number);
+    for f in snap.map(|s| s.frames).unwrap_or_default() {
+        builder.apply(f)?;
+    }
     let mut failure = None;
-    let summary = crate::storage::recovery::replay(dir, progress, |frame| {
+    let wal = crate::storage::wal_dir(data_dir);
+    let summary = recovery::replay(&wal, barrier.as_ref(), progress, |frame| {
         if failure.is_none() {
             failure = builder.apply(frame).err();
         }
@@ -212,5 +237,19 @@ pub fn recover_dir(
         return Err(e);
     }
     let (topics, next_id) = builder.finish();
-    Ok((topics, next_id, summary))
+    Ok(Recovered {
+        topics,
+        next_id,
+        summary,
+        snapshot_number,
+    })
+}
+
+/// What `recover_dir` rebuilt.
+pub struct Recovered {
+    pub topics: Vec<RecoveredTopic>,
+    pub next_id: u64,
+    pub summary: crate::storage::recovery::ReplaySummary,
+    /// Number of the snapshot recovery started from (0 = none).
+    pub snapshot_number: u64,
 }

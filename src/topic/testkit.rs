@@ -3,6 +3,7 @@
 
 use super::recovered::recover_dir;
 use super::TopicCtx;
+use crate::checkpoint::Checkpointer;
 use crate::clock::ManualClock;
 use crate::model::priority::PriorityParams;
 use crate::registry::Registry;
@@ -19,6 +20,9 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub registry: Arc<Registry>,
     wal: Wal,
+    checkpointer: Checkpointer,
+    /// What the replay at this start saw.
+    pub replay: crate::storage::recovery::ReplaySummary,
 }
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
@@ -34,7 +38,8 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 impl Harness {
     pub fn start(dir: PathBuf, clock: Arc<ManualClock>) -> Harness {
         let wal_dir = crate::storage::wal_dir(&dir);
-        let (topics, next_id, summary) = recover_dir(&wal_dir, &ReplayProgress::default()).unwrap();
+        let rec = recover_dir(&dir, &ReplayProgress::default()).unwrap();
+        let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
         let opts = WalOptions {
             dir: wal_dir,
             shards: 2,
@@ -56,12 +61,25 @@ impl Harness {
         });
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);
+        let checkpointer = Checkpointer::new(
+            registry.clone(),
+            wal.clone(),
+            dir.clone(),
+            rec.snapshot_number,
+        );
         Harness {
             dir,
             clock,
             registry,
             wal,
+            checkpointer,
+            replay: summary,
         }
+    }
+
+    /// Take a (non-final) checkpoint while the topics keep running.
+    pub async fn checkpoint(&self) -> u64 {
+        self.checkpointer.run(false).await.unwrap()
     }
 
     /// Stop and replay. `graceful` writes final heads first; otherwise it is a process crash
@@ -70,6 +88,7 @@ impl Harness {
         if graceful {
             self.registry.finalize_all().await;
         }
+        drop(self.checkpointer);
         drop(self.registry);
         let wal = self.wal.clone();
         tokio::task::spawn_blocking(move || wal.shutdown())

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod checkpoints;
 mod cli;
 mod deletes;
 mod diff;

@@ -1,0 +1,129 @@
+//! Checkpoints: a consistent snapshot of every topic plus the WAL position to resume from, so
+//! restart time depends on live state and the WAL tail, not on all history; WAL files older
+//! than the previous snapshot are deleted.
+//!
+//! The cut: under the registry's lifecycle lock (no topic is being created or deleted), every
+//! WAL shard rotates to a new file (the barrier); then each actor reports its state. A frame
+//! written before the barrier is reflected in that state; a frame written after it is replayed
+//! on top of the snapshot, and every frame kind is idempotent under replay, so effects that
+//! are in both are applied once.
+
+use crate::registry::Registry;
+use crate::storage::health::StoreError;
+use crate::storage::recovery::remove_before;
+use crate::storage::snapshot::{self, Barrier};
+use crate::storage::wal::Wal;
+use crate::storage::wal_dir;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Checkpointer {
+    registry: Arc<Registry>,
+    wal: Wal,
+    data_dir: PathBuf,
+    /// Number the next snapshot gets.
+    next_number: tokio::sync::Mutex<u64>,
+}
+
+/// When to checkpoint (config `[storage]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub wal_bytes: u64,
+    pub max_interval: Duration,
+    pub check_interval: Duration,
+}
+
+impl Checkpointer {
+    pub fn new(registry: Arc<Registry>, wal: Wal, data_dir: PathBuf, last_number: u64) -> Self {
+        Self {
+            registry,
+            wal,
+            data_dir,
+            next_number: tokio::sync::Mutex::new(last_number + 1),
+        }
+    }
+
+    /// Take one checkpoint. `exact`: the server is stopping, so heads are final.
+    pub async fn run(&self, exact: bool) -> Result<u64, String> {
+        let mut number = self.next_number.lock().await;
+        let wal = self.wal.clone();
+        let (starts, handles, next_id) = self
+            .registry
+            .cut(move || wal.rotate_all())
+            .await
+            .map_err(|e| format!("checkpoint barrier failed: {e}"))?;
+        let barrier = Barrier {
+            boot: self.wal.boot(),
+            start: starts,
+        };
+        let mut images = Vec::with_capacity(handles.len());
+        for h in handles {
+            if let Ok(img) = h.image(exact).await {
+                images.push(img);
+            }
+        }
+        let (dir, wal_dir, n) = (
+            snapshot::dir(&self.data_dir),
+            wal_dir(&self.data_dir),
+            *number,
+        );
+        let written = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            let end = (next_id, images.len() as u64);
+            snapshot::write(&dir, n, &barrier, end, |w| {
+                images.iter().try_for_each(|img| img.encode(w))
+            })
+            .map_err(|e| format!("writing snapshot {n}: {e}"))?;
+            let older = snapshot::prune(&dir).map_err(|e| format!("pruning snapshots: {e}"))?;
+            match older {
+                Some(b) => remove_before(&wal_dir, &b),
+                None => Ok(0),
+            }
+        })
+        .await
+        .map_err(|e| format!("checkpoint task failed: {e}"))?;
+        match written {
+            Ok(removed) => {
+                tracing::info!(
+                    snapshot = n,
+                    wal_files_removed = removed,
+                    "checkpoint written"
+                );
+                *number += 1;
+                Ok(n)
+            }
+            Err(e) => {
+                // A failed write, fsync or rename is a storage failure like any other.
+                self.wal.health().poison(&StoreError(e.clone().into()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Checkpoint whenever `wal_bytes` were written since the last one, or `max_interval`
+    /// passed with any write at all. Runs until the task is aborted.
+    pub async fn run_periodically(self: Arc<Self>, s: Schedule) {
+        let mut last_bytes = self.wal.stats().bytes_written.load(Ordering::Relaxed);
+        let mut last_at = Instant::now();
+        loop {
+            tokio::time::sleep(s.check_interval).await;
+            if self.wal.health().is_poisoned() {
+                continue;
+            }
+            let bytes = self.wal.stats().bytes_written.load(Ordering::Relaxed);
+            let grown = bytes.saturating_sub(last_bytes);
+            let due = (s.wal_bytes > 0 && grown >= s.wal_bytes)
+                || (grown > 0 && last_at.elapsed() >= s.max_interval);
+            if !due {
+                continue;
+            }
+            if let Err(e) = self.run(false).await {
+                tracing::error!(error = %e, "checkpoint failed");
+            }
+            // Count from the barrier; rotation itself writes file headers only.
+            last_bytes = self.wal.stats().bytes_written.load(Ordering::Relaxed);
+            last_at = Instant::now();
+        }
+    }
+}

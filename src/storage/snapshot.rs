@@ -1,0 +1,179 @@
+//! Snapshot files: a consistent image of all durable state plus the WAL position (per shard)
+//! where replay must resume. Written atomically (temp file → fsync → rename → fsync dir);
+//! the newest valid one wins, a corrupt or partial one falls back to the previous.
+//!
+//! Layout of `snapshots/{number:020}.snap`: header (magic `TOPICSNP`, version u16, shard count
+//! u16, number u64, boot u32, then one u32 start index per shard), then ordinary WAL frames,
+//! ending with a SnapshotEnd frame. WAL files before the *previous* snapshot's barrier are
+//! deleted, so a fallback to it always finds its tail.
+
+use super::frame::{self, Frame};
+use super::sync_dir;
+use bytes::Bytes;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: [u8; 8] = *b"TOPICSNP";
+const VERSION: u16 = 1;
+
+/// Where a snapshot's WAL tail begins: every file of a later boot, and files of `boot` whose
+/// index is at least `start[shard]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Barrier {
+    pub boot: u32,
+    pub start: Vec<u32>,
+}
+
+impl Barrier {
+    /// Is the WAL file (boot, shard, index) part of the tail after this barrier?
+    pub fn covers(&self, boot: u32, shard: usize, index: u32) -> bool {
+        boot > self.boot
+            || (boot == self.boot && index >= self.start.get(shard).copied().unwrap_or(0))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub number: u64,
+    pub barrier: Barrier,
+    /// Every frame, SnapshotEnd last.
+    pub frames: Vec<Frame>,
+}
+
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("snapshots")
+}
+
+fn file_name(number: u64) -> String {
+    format!("{number:020}.snap")
+}
+
+/// Write snapshot `number`; `body` writes the frames (without the end marker).
+pub fn write(
+    dir: &Path,
+    number: u64,
+    barrier: &Barrier,
+    end: (u64, u64),
+    body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{}.tmp", file_name(number)));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&tmp)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    w.write_all(&MAGIC)?;
+    w.write_all(&VERSION.to_le_bytes())?;
+    w.write_all(&(barrier.start.len() as u16).to_le_bytes())?;
+    w.write_all(&number.to_le_bytes())?;
+    w.write_all(&barrier.boot.to_le_bytes())?;
+    for s in &barrier.start {
+        w.write_all(&s.to_le_bytes())?;
+    }
+    body(&mut w)?;
+    let mut tail = Vec::new();
+    frame::encode_snapshot_end(&mut tail, end.0, end.1);
+    w.write_all(&tail)?;
+    let file: File = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let path = dir.join(file_name(number));
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Snapshot numbers present, ascending; removes leftover temp files of interrupted writes.
+pub fn list(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut numbers = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(numbers),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            std::fs::remove_file(entry.path())?;
+        } else if let Some(n) = name.strip_suffix(".snap").and_then(|s| s.parse().ok()) {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Read and fully validate one snapshot; `None` if it is corrupt or incomplete.
+pub fn load(dir: &Path, number: u64) -> Option<Snapshot> {
+    let buf = Bytes::from(std::fs::read(dir.join(file_name(number))).ok()?);
+    let (barrier, mut at) = parse_header(&buf, number)?;
+    let mut frames = Vec::new();
+    while at < buf.len() {
+        let (f, next) = frame::decode(&buf, at).ok()?;
+        frames.push(f);
+        at = next;
+    }
+    matches!(frames.last(), Some(Frame::SnapshotEnd { .. })).then_some(Snapshot {
+        number,
+        barrier,
+        frames,
+    })
+}
+
+fn parse_header(buf: &[u8], number: u64) -> Option<(Barrier, usize)> {
+    let u16_at = |i: usize| Some(u16::from_le_bytes(buf.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |i: usize| Some(u32::from_le_bytes(buf.get(i..i + 4)?.try_into().ok()?));
+    let u64_at = |i: usize| Some(u64::from_le_bytes(buf.get(i..i + 8)?.try_into().ok()?));
+    if buf.get(..8)? != MAGIC || u16_at(8)? != VERSION || u64_at(12)? != number {
+        return None;
+    }
+    let shards = u16_at(10)? as usize;
+    let boot = u32_at(20)?;
+    let start = (0..shards)
+        .map(|i| u32_at(24 + 4 * i))
+        .collect::<Option<Vec<_>>>()?;
+    Some((Barrier { boot, start }, 24 + 4 * shards))
+}
+
+/// Newest valid snapshot, falling back past corrupt ones. `Err` when snapshots exist but none
+/// is valid: the WAL before them may be gone, so starting would silently lose state.
+pub fn load_latest(dir: &Path) -> Result<Option<Snapshot>, String> {
+    let numbers = list(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for &n in numbers.iter().rev() {
+        match load(dir, n) {
+            Some(s) => return Ok(Some(s)),
+            None => tracing::warn!(
+                snapshot = n,
+                "snapshot is corrupt or incomplete; trying the previous one"
+            ),
+        }
+    }
+    if numbers.is_empty() {
+        Ok(None)
+    } else {
+        Err(format!(
+            "no valid snapshot in {}; refusing to start with missing state",
+            dir.display()
+        ))
+    }
+}
+
+/// Keep the newest two snapshots; return the older kept one's barrier (WAL before it may go).
+pub fn prune(dir: &Path) -> std::io::Result<Option<Barrier>> {
+    let numbers = list(dir)?;
+    if numbers.len() < 2 {
+        return Ok(None);
+    }
+    let keep_from = numbers[numbers.len() - 2];
+    for &n in numbers.iter().filter(|&&n| n < keep_from) {
+        std::fs::remove_file(dir.join(file_name(n)))?;
+    }
+    sync_dir(dir)?;
+    Ok(load(dir, keep_from).map(|s| s.barrier))
+}
+
+#[cfg(test)]
+mod tests;

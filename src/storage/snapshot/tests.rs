@@ -1,0 +1,102 @@
+use super::*;
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("topics-snap-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn barrier(boot: u32) -> Barrier {
+    Barrier {
+        boot,
+        start: vec![1, 2],
+    }
+}
+
+fn write_one(dir: &Path, n: u64, ceiling: u64) {
+    write(dir, n, &barrier(n as u32), (9, 1), |w| {
+        let mut b = Vec::new();
+        frame::encode_reserve(&mut b, 1, ceiling);
+        w.write_all(&b)
+    })
+    .unwrap();
+}
+
+#[test]
+fn round_trips_with_barrier_and_end_marker() {
+    let d = tmp("rt");
+    write_one(&d, 3, 77);
+    let s = load_latest(&d).unwrap().unwrap();
+    assert_eq!((s.number, s.barrier.clone()), (3, barrier(3)));
+    assert_eq!(
+        s.frames[0],
+        Frame::Reserve {
+            topic_id: 1,
+            ceiling: 77
+        }
+    );
+    assert_eq!(
+        s.frames[1],
+        Frame::SnapshotEnd {
+            next_topic_id: 9,
+            topics: 1
+        }
+    );
+}
+
+#[test]
+fn a_torn_newest_snapshot_falls_back_to_the_previous() {
+    let d = tmp("fallback");
+    write_one(&d, 1, 10);
+    write_one(&d, 2, 20);
+    let p = d.join(file_name(2));
+    let bytes = std::fs::read(&p).unwrap();
+    for cut in [bytes.len() - 1, bytes.len() - 20, 30, 5] {
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        assert_eq!(load_latest(&d).unwrap().unwrap().number, 1, "cut at {cut}");
+    }
+}
+
+#[test]
+fn no_valid_snapshot_refuses_to_start() {
+    let d = tmp("none");
+    write_one(&d, 1, 10);
+    let p = d.join(file_name(1));
+    let mut bytes = std::fs::read(&p).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&p, bytes).unwrap();
+    assert!(load_latest(&d).is_err());
+}
+
+#[test]
+fn temp_files_of_interrupted_writes_are_ignored_and_removed() {
+    let d = tmp("tmpfile");
+    write_one(&d, 1, 10);
+    std::fs::write(d.join("00000000000000000002.snap.tmp"), b"partial").unwrap();
+    assert_eq!(load_latest(&d).unwrap().unwrap().number, 1);
+    assert!(!d.join("00000000000000000002.snap.tmp").exists());
+}
+
+#[test]
+fn prune_keeps_two_and_reports_the_older_barrier() {
+    let d = tmp("prune");
+    for n in 1..=4 {
+        write_one(&d, n, n * 10);
+    }
+    assert_eq!(prune(&d).unwrap(), Some(barrier(3)));
+    assert_eq!(list(&d).unwrap(), vec![3, 4]);
+}
+
+#[test]
+fn barrier_covers_later_boots_and_later_files() {
+    let b = Barrier {
+        boot: 5,
+        start: vec![2, 0],
+    };
+    assert!(!b.covers(4, 0, 9));
+    assert!(!b.covers(5, 0, 1));
+    assert!(b.covers(5, 0, 2));
+    assert!(b.covers(5, 1, 0));
+    assert!(b.covers(6, 0, 0));
+}
