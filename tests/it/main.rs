@@ -10,6 +10,7 @@ mod deletes;
 mod diff;
 mod durability;
 mod errors;
+mod hostile;
 mod idempotency;
 mod lifecycle;
 mod probes;
