@@ -425,6 +425,19 @@ fn decode_records(r: &mut Reader<'_>) -> Option<Vec<Record>> {
     Some(records)
 }
 
+/// Append one record body (the Append frame's per-record layout) to `out`.
+pub fn encode_record_body(out: &mut Vec<u8>, r: &Record) {
+    put_record_body(out, &r.node, &r.tag, &r.data, &r.meta, r.hops);
+}
+
+/// Decode one record body occupying exactly `buf[start..end]`; byte fields share `buf`.
+pub fn decode_record_body(buf: &Bytes, start: usize, end: usize, seq: u64, ts: i64) -> Option<Record> {
+    let body = buf.get(start..end).map(|_| buf.slice(start..end))?;
+    let mut r = Reader { buf: &body, pos: 0 };
+    let rec = read_record_body(&mut r, seq, ts)?;
+    (r.pos == body.len()).then_some(rec)
+}
+
 fn read_record_body(r: &mut Reader<'_>, seq: u64, ts: i64) -> Option<Record> {
     let flags = r.u8()?;
     let hops = r.u8()?;

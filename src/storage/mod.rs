@@ -9,6 +9,7 @@ pub mod frame;
 pub mod health;
 pub mod lock;
 pub mod recovery;
+pub mod segment;
 pub mod snapshot;
 pub mod wal;
 
