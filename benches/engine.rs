@@ -110,7 +110,7 @@ fn reads(c: &mut Criterion) {
     g.bench_function("scan_limit1000", |b| {
         b.iter(|| {
             black_box(
-                scan(records.iter().skip(5000), 5000, 10_000, &lim)
+                scan(records.iter().skip(5000).cloned(), 5000, 10_000, &lim)
                     .taken
                     .len(),
             )

@@ -46,7 +46,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         r = start(&config, &progress, &health, clock) => Some(r?),
         _ = crate::ops::shutdown_signal() => None,
     };
-    let Some((registry, wal, last_snapshot)) = started else {
+    let Some((registry, wal, last_snapshot, segments)) = started else {
         tracing::info!("stopped during recovery");
         return Ok(());
     };
@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         wal.clone(),
         config.server.data_dir.clone(),
         last_snapshot,
+        segments,
     ));
     let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(&config)));
     state.set_ready(registry.clone());
@@ -131,12 +132,16 @@ fn resolve_listen(config: &Config) -> Result<SocketAddr, String> {
 }
 
 /// Replay, then start the WAL and every topic actor.
+/// What startup hands to the serving phase: the registry, the WAL, the snapshot recovery
+/// started from and the segment files it referred to.
+type Started = (Arc<Registry>, Wal, u64, std::collections::HashSet<String>);
+
 async fn start(
     config: &Arc<Config>,
     progress: &Arc<ReplayProgress>,
     health: &Arc<StorageHealth>,
     clock: Arc<dyn Clock>,
-) -> Result<(Arc<Registry>, Wal, u64), String> {
+) -> Result<Started, String> {
     let t0 = Instant::now();
     crate::ops::systemd::status("replaying the write-ahead log");
     let dir = crate::storage::wal_dir(&config.server.data_dir);
@@ -180,10 +185,16 @@ async fn start(
         },
         total_bytes: std::sync::atomic::AtomicU64::new(0),
         max_total_bytes: config.limits.max_total_bytes,
+        segments_dir: Some(crate::storage::segment::dir(&config.server.data_dir)),
+        seal: crate::topic::seal::SealPolicy {
+            records: config.storage.segment_seal_records,
+            bytes: config.storage.segment_seal_bytes,
+            age_ms: config.storage.segment_seal_age_ms,
+        },
     });
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);
-    Ok((registry, wal, rec.snapshot_number))
+    Ok((registry, wal, rec.snapshot_number, rec.segment_files))
 }
 
 fn schedule(config: &Config) -> Schedule {

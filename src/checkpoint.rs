@@ -11,9 +11,11 @@
 use crate::registry::Registry;
 use crate::storage::health::StoreError;
 use crate::storage::recovery::remove_before;
+use crate::storage::segment;
 use crate::storage::snapshot::{self, Barrier};
 use crate::storage::wal::Wal;
 use crate::storage::wal_dir;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ pub struct Checkpointer {
     data_dir: PathBuf,
     /// Number the next snapshot gets.
     next_number: tokio::sync::Mutex<u64>,
+    /// Segment files the previous snapshot referred to (a fallback to it needs them).
+    prev_segments: std::sync::Mutex<HashSet<String>>,
 }
 
 /// When to checkpoint (config `[storage]`).
@@ -36,18 +40,28 @@ pub struct Schedule {
 }
 
 impl Checkpointer {
-    pub fn new(registry: Arc<Registry>, wal: Wal, data_dir: PathBuf, last_number: u64) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        wal: Wal,
+        data_dir: PathBuf,
+        last_number: u64,
+        prev_segments: HashSet<String>,
+    ) -> Self {
         Self {
             registry,
             wal,
             data_dir,
             next_number: tokio::sync::Mutex::new(last_number + 1),
+            prev_segments: std::sync::Mutex::new(prev_segments),
         }
     }
 
     /// Take one checkpoint. `exact`: the server is stopping, so heads are final.
     pub async fn run(&self, exact: bool) -> Result<u64, String> {
         let mut number = self.next_number.lock().await;
+        // Listed before the cut: a segment sealed after this point is never a GC candidate.
+        let seg_dir = segment::dir(&self.data_dir);
+        let candidates = list_segments(&seg_dir);
         let wal = self.wal.clone();
         let (starts, handles, next_id) = self
             .registry
@@ -64,6 +78,18 @@ impl Checkpointer {
                 images.push(img);
             }
         }
+        let referenced: HashSet<String> = images
+            .iter()
+            .flat_map(|img| {
+                img.segments
+                    .iter()
+                    .map(|m| segment::file_name(img.id, m.first_seq, m.gen))
+            })
+            .collect();
+        let keep: HashSet<String> = {
+            let prev = self.prev_segments.lock().unwrap_or_else(|e| e.into_inner());
+            referenced.union(&prev).cloned().collect()
+        };
         let (dir, wal_dir, n) = (
             snapshot::dir(&self.data_dir),
             wal_dir(&self.data_dir),
@@ -76,6 +102,7 @@ impl Checkpointer {
             })
             .map_err(|e| format!("writing snapshot {n}: {e}"))?;
             let older = snapshot::prune(&dir).map_err(|e| format!("pruning snapshots: {e}"))?;
+            remove_segments(&seg_dir, candidates.difference(&keep))?;
             match older {
                 Some(b) => remove_before(&wal_dir, &b),
                 None => Ok(0),
@@ -90,6 +117,7 @@ impl Checkpointer {
                     wal_files_removed = removed,
                     "checkpoint written"
                 );
+                *self.prev_segments.lock().unwrap_or_else(|e| e.into_inner()) = referenced;
                 *number += 1;
                 Ok(n)
             }
@@ -126,4 +154,33 @@ impl Checkpointer {
             last_at = Instant::now();
         }
     }
+}
+
+/// Segment files (`*.seg`) present in `dir`.
+fn list_segments(dir: &std::path::Path) -> HashSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".seg"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Delete segment files no kept snapshot and no live topic refers to.
+fn remove_segments<'a>(
+    dir: &std::path::Path,
+    names: impl Iterator<Item = &'a String>,
+) -> Result<(), String> {
+    let mut any = false;
+    for name in names {
+        std::fs::remove_file(dir.join(name))
+            .map_err(|e| format!("removing segment {name}: {e}"))?;
+        any = true;
+    }
+    if any {
+        crate::storage::sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(())
 }

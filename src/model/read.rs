@@ -101,8 +101,8 @@ pub struct ScanOutcome {
 }
 
 /// Walk `run` (records with seq > `scan_after`, ascending) up to `head_seq`.
-pub fn scan<'r>(
-    run: impl Iterator<Item = &'r Record>,
+pub fn scan(
+    run: impl Iterator<Item = Record>,
     scan_after: u64,
     head_seq: u64,
     lim: &ScanLimits<'_>,
@@ -133,7 +133,10 @@ pub fn scan<'r>(
                 break;
             }
             used += size;
-            taken.push(rec.clone());
+            last_examined = Some(rec.seq);
+            scanned += 1;
+            taken.push(rec);
+            continue;
         }
         last_examined = Some(rec.seq);
         scanned += 1;
@@ -253,7 +256,7 @@ mod tests {
             include_meta: true,
             skip_nodes: &nodes,
         };
-        let out = scan(recs.iter(), 0, 6, &lim);
+        let out = scan(recs.iter().cloned(), 0, 6, &lim);
         assert_eq!(
             (seqs(&out), out.next_from_seq, out.scanned),
             (vec![1, 3], 3, 3)
@@ -264,7 +267,7 @@ mod tests {
             include_meta: true,
             skip_nodes: &nodes,
         };
-        let out = scan(recs.iter(), 0, 6, &lim);
+        let out = scan(recs.iter().cloned(), 0, 6, &lim);
         assert_eq!((out.taken.len(), out.next_from_seq, out.scanned), (3, 6, 4));
         let lim = ScanLimits {
             limit: 10,
@@ -272,7 +275,7 @@ mod tests {
             include_meta: true,
             skip_nodes: &[],
         };
-        let out = scan(recs.iter(), 0, 6, &lim);
+        let out = scan(recs.iter().cloned(), 0, 6, &lim);
         assert_eq!((seqs(&out), out.next_from_seq), (vec![1], 1));
         let lim = ScanLimits {
             limit: 10,
@@ -281,10 +284,10 @@ mod tests {
             skip_nodes: &[],
         };
         assert_eq!(
-            seqs(&scan(recs.iter(), 0, 6, &lim)),
+            seqs(&scan(recs.iter().cloned(), 0, 6, &lim)),
             vec![1],
             "one record always fits"
         );
-        assert_eq!(scan([].iter(), 3, 6, &lim).next_from_seq, 6);
+        assert_eq!(scan(std::iter::empty(), 3, 6, &lim).next_from_seq, 6);
     }
 }

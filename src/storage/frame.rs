@@ -26,6 +26,7 @@ const KIND_DELETE_RECORDS: u8 = 7;
 const KIND_RECORDS: u8 = 8;
 const KIND_IDEMPOTENCY: u8 = 9;
 const KIND_SNAPSHOT_END: u8 = 10;
+const KIND_SEGMENT: u8 = 11;
 
 const PRED_NONE: u8 = 0;
 const PRED_EQ: u8 = 1;
@@ -68,8 +69,22 @@ pub enum Frame {
         key: String,
         entry: IdemFields,
     },
+    /// Snapshot only: a sealed segment of the topic and its state.
+    Segment { topic_id: u64, seg: SegmentRef },
     /// Snapshot only: the end marker.
     SnapshotEnd { next_topic_id: u64, topics: u64 },
+}
+
+/// A snapshot's description of one sealed segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRef {
+    pub first_seq: u64,
+    /// The boot that sealed it (part of the file name).
+    pub gen: u32,
+    pub front_seq: u64,
+    pub live_count: u64,
+    pub live_bytes: u64,
+    pub deleted: Vec<u64>,
 }
 
 /// An idempotency entry as stored (the topic layer owns its meaning).
@@ -271,6 +286,20 @@ pub fn encode_idempotency(out: &mut Vec<u8>, topic_id: u64, key: &str, e: &IdemF
     f.seal();
 }
 
+pub fn encode_segment(out: &mut Vec<u8>, topic_id: u64, s: &SegmentRef) {
+    let f = FrameBuf::begin(out, KIND_SEGMENT, topic_id);
+    for v in [s.first_seq, s.front_seq, s.live_count, s.live_bytes] {
+        f.out.extend_from_slice(&v.to_le_bytes());
+    }
+    f.out.extend_from_slice(&s.gen.to_le_bytes());
+    f.out
+        .extend_from_slice(&(s.deleted.len() as u32).to_le_bytes());
+    for d in &s.deleted {
+        f.out.extend_from_slice(&d.to_le_bytes());
+    }
+    f.seal();
+}
+
 /// Last frame of a snapshot: its presence (with a valid crc) marks the snapshot complete.
 pub fn encode_snapshot_end(out: &mut Vec<u8>, next_topic_id: u64, topics: u64) {
     let f = FrameBuf::begin(out, KIND_SNAPSHOT_END, 0);
@@ -359,6 +388,27 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
                 head_seq: r.u64()?,
             },
         },
+        KIND_SEGMENT => {
+            let (first_seq, front_seq, live_count, live_bytes) =
+                (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+            let gen = r.u32()?;
+            let n = r.u32()? as usize;
+            if n > r.remaining() / 8 {
+                return None;
+            }
+            let deleted = (0..n).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
+            Frame::Segment {
+                topic_id,
+                seg: SegmentRef {
+                    first_seq,
+                    gen,
+                    front_seq,
+                    live_count,
+                    live_bytes,
+                    deleted,
+                },
+            }
+        }
         KIND_SNAPSHOT_END => Frame::SnapshotEnd {
             next_topic_id: r.u64()?,
             topics: r.u64()?,
@@ -431,7 +481,13 @@ pub fn encode_record_body(out: &mut Vec<u8>, r: &Record) {
 }
 
 /// Decode one record body occupying exactly `buf[start..end]`; byte fields share `buf`.
-pub fn decode_record_body(buf: &Bytes, start: usize, end: usize, seq: u64, ts: i64) -> Option<Record> {
+pub fn decode_record_body(
+    buf: &Bytes,
+    start: usize,
+    end: usize,
+    seq: u64,
+    ts: i64,
+) -> Option<Record> {
     let body = buf.get(start..end).map(|_| buf.slice(start..end))?;
     let mut r = Reader { buf: &body, pos: 0 };
     let rec = read_record_body(&mut r, seq, ts)?;

@@ -2,7 +2,7 @@
 //! A segment is written once (temp file → fsync → rename → fsync dir) and never modified,
 //! truncated or rewritten while mapped; it is deleted only when no kept snapshot refers to it.
 //!
-//! Layout of `segments/{topic_id:016x}-{first_seq:020}.seg` (little-endian):
+//! Layout of `segments/{topic_id:016x}-{first_seq:020}-{gen:010}.seg` (little-endian):
 //! header 32 B: magic `TOPICSEG`, version u16, reserved u16, count u32, topic_id u64,
 //! data_len u64 | index: count × {seq u64, ts i64, offset u32, payload u32} | data: record
 //! bodies (the Append frame layout) | tag table: ntags u32, ntags × offset u32, then per tag
@@ -28,8 +28,10 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("segments")
 }
 
-pub fn file_name(topic_id: u64, first_seq: u64) -> String {
-    format!("{topic_id:016x}-{first_seq:020}.seg")
+/// `gen` (the boot that sealed it) keeps names unique when a crash makes a later boot seal the
+/// same records again: a name is never reused, so garbage collection cannot hit a live file.
+pub fn file_name(topic_id: u64, first_seq: u64, gen: u32) -> String {
+    format!("{topic_id:016x}-{first_seq:020}-{gen:010}.seg")
 }
 
 /// One index entry: where a record lives and what retention needs without decoding it.
@@ -41,7 +43,7 @@ pub struct Entry {
 }
 
 /// Write `records` (ascending, non-empty) as a segment file; returns its path.
-pub fn write(dir: &Path, topic_id: u64, records: &[Record]) -> std::io::Result<PathBuf> {
+pub fn write(dir: &Path, topic_id: u64, gen: u32, records: &[Record]) -> std::io::Result<PathBuf> {
     let first = records.first().map_or(0, |r| r.seq);
     let mut data = Vec::new();
     let mut index = Vec::with_capacity(records.len() * ENTRY);
@@ -70,9 +72,13 @@ pub fn write(dir: &Path, topic_id: u64, records: &[Record]) -> std::io::Result<P
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(b"SEGE");
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(file_name(topic_id, first));
+    let path = dir.join(file_name(topic_id, first, gen));
     let tmp = path.with_extension("seg.tmp");
-    let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&tmp)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&tmp)?;
     f.write_all(&out)?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
@@ -136,7 +142,9 @@ impl Segment {
         let count = u32_at(b, 12).ok_or_else(|| err("short"))? as usize;
         let data_len = u64_at(b, 24).ok_or_else(|| err("short"))? as usize;
         let data_start = HEADER + count * ENTRY;
-        let tags_start = data_start.checked_add(data_len).ok_or_else(|| err("bad length"))?;
+        let tags_start = data_start
+            .checked_add(data_len)
+            .ok_or_else(|| err("bad length"))?;
         if tags_start + 4 + FOOTER > b.len() || count == 0 {
             return Err(err("lengths do not fit the file"));
         }
@@ -146,7 +154,13 @@ impl Segment {
                 return Err(err("crc mismatch"));
             }
         }
-        Ok(Segment { path: path.to_path_buf(), buf, count, data_start, tags_start })
+        Ok(Segment {
+            path: path.to_path_buf(),
+            buf,
+            count,
+            data_start,
+            tags_start,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -209,7 +223,9 @@ impl Segment {
     /// Seqs of records whose tag matches, from the on-disk tag table (no record is decoded).
     pub fn tagged(&self, pred: &TagPredicate) -> Vec<u64> {
         let b: &[u8] = &self.buf;
-        let Some(n) = u32_at(b, self.tags_start) else { return Vec::new() };
+        let Some(n) = u32_at(b, self.tags_start) else {
+            return Vec::new();
+        };
         let body = self.tags_start + 4 + n as usize * 4;
         let tag_at = |k: usize| -> Option<(&[u8], usize)> {
             let at = body + u32_at(b, self.tags_start + 4 + k * 4)? as usize;
@@ -231,7 +247,11 @@ impl Segment {
         let mut out = Vec::new();
         for k in lo..n as usize {
             let Some((t, at)) = tag_at(k) else { break };
-            let hit = if prefix { t.starts_with(want) } else { t == want };
+            let hit = if prefix {
+                t.starts_with(want)
+            } else {
+                t == want
+            };
             if !hit {
                 break;
             }
@@ -255,7 +275,7 @@ mod tests {
             node: Some(Arc::from("n")),
             tag: tag.map(Arc::from),
             data: Bytes::copy_from_slice(data.as_bytes()),
-            meta: (seq % 2 == 0).then(|| Bytes::from_static(b"{}")),
+            meta: seq.is_multiple_of(2).then(|| Bytes::from_static(b"{}")),
             hops: 1,
         }
     }
@@ -269,27 +289,49 @@ mod tests {
     #[test]
     fn round_trips_records_index_and_tags() {
         let d = tmp("rt");
-        let recs = vec![rec(3, Some("a:1"), "1"), rec(4, None, "[2]"), rec(7, Some("b"), "\"x\""), rec(9, Some("a:2"), "{}")];
-        let p = write(&d, 5, &recs).unwrap();
-        assert!(p.ends_with(file_name(5, 3)));
+        let recs = vec![
+            rec(3, Some("a:1"), "1"),
+            rec(4, None, "[2]"),
+            rec(7, Some("b"), "\"x\""),
+            rec(9, Some("a:2"), "{}"),
+        ];
+        let p = write(&d, 5, 2, &recs).unwrap();
+        assert!(p.ends_with(file_name(5, 3, 2)));
         let s = Segment::open(&p, true).unwrap();
         assert_eq!((s.len(), s.first_seq(), s.last_seq()), (4, 3, 9));
         for (i, r) in recs.iter().enumerate() {
             assert_eq!(s.record(i).as_ref(), Some(r));
-            assert_eq!(s.entry(i), Entry { seq: r.seq, ts: r.ts, payload: r.payload_bytes() });
+            assert_eq!(
+                s.entry(i),
+                Entry {
+                    seq: r.seq,
+                    ts: r.ts,
+                    payload: r.payload_bytes()
+                }
+            );
         }
-        assert_eq!((s.position_after(0), s.position_after(4), s.position_after(9)), (0, 2, 4));
+        assert_eq!(
+            (
+                s.position_after(0),
+                s.position_after(4),
+                s.position_after(9)
+            ),
+            (0, 2, 4)
+        );
         assert_eq!((s.position_of(7), s.position_of(5)), (Some(2), None));
         assert_eq!(s.tagged(&TagPredicate::Prefix("a:".into())), vec![3, 9]);
         assert_eq!(s.tagged(&TagPredicate::Eq("b".into())), vec![7]);
         assert!(s.tagged(&TagPredicate::Eq("a".into())).is_empty());
-        assert_eq!(s.tagged(&TagPredicate::Prefix(String::new())), vec![3, 7, 9]);
+        assert_eq!(
+            s.tagged(&TagPredicate::Prefix(String::new())),
+            vec![3, 7, 9]
+        );
     }
 
     #[test]
     fn corruption_is_detected() {
         let d = tmp("bad");
-        let p = write(&d, 1, &[rec(1, None, "1"), rec(2, None, "2")]).unwrap();
+        let p = write(&d, 1, 1, &[rec(1, None, "1"), rec(2, None, "2")]).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         let mut flipped = bytes.clone();
         flipped[HEADER + 3] ^= 1;

@@ -133,14 +133,21 @@ impl Actor {
                 }
             };
             match event {
-                Event::Synced(r) => self.on_front_synced(r),
-                Event::Reserved(r) => self.on_reserved(r),
+                Event::Synced(r) => {
+                    self.on_front_synced(r);
+                    self.maybe_seal();
+                }
+                Event::Reserved(r) => {
+                    self.on_reserved(r);
+                    self.maybe_seal();
+                }
                 Event::Cmd(None) => return self.fail_pending(TopicError::Gone),
                 Event::Cmd(Some(cmd)) => {
                     self.apply_retention();
                     let flow = self.handle(cmd).await;
                     self.apply_retention();
                     self.log_floors();
+                    self.maybe_seal();
                     if flow.is_break() {
                         return;
                     }

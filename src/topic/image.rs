@@ -3,6 +3,7 @@
 
 use super::actor::Actor;
 use super::idempotency::IdemEntry;
+use super::store::sealed::SealedMeta;
 use crate::model::read::LossFloors;
 use crate::model::record::Record;
 use crate::model::topic_config::{Durability, TopicConfig};
@@ -24,6 +25,8 @@ pub struct TopicImage {
     /// Live records, then any still-pending ones (their frames precede the barrier).
     pub records: Vec<Record>,
     pub idempotency: Vec<(String, IdemEntry)>,
+    /// Sealed segments (files under `segments/`), oldest first.
+    pub segments: Vec<SealedMeta>,
 }
 
 impl Actor {
@@ -39,8 +42,11 @@ impl Actor {
         let durable = self.config.durability != Durability::Ephemeral;
         let mut records = Vec::new();
         let mut idempotency = Vec::new();
+        let mut segments = Vec::new();
         if durable {
-            records.extend(self.store.live_after(0).cloned());
+            let (sealed, hot) = self.store.image();
+            segments = sealed;
+            records = hot;
             records.extend(self.pending.iter().flat_map(|p| p.records.iter().cloned()));
             idempotency.extend(self.idempotency.iter().map(|(k, e)| (k.clone(), *e)));
         }
@@ -52,6 +58,7 @@ impl Actor {
             floors: self.floors,
             records,
             idempotency,
+            segments,
         }
     }
 }
@@ -64,6 +71,9 @@ impl TopicImage {
         frame::encode_config(&mut buf, self.id, &self.name, &config);
         frame::encode_reserve(&mut buf, self.id, self.ceiling);
         frame::encode_floors(&mut buf, self.id, &self.floors);
+        for s in &self.segments {
+            frame::encode_segment(&mut buf, self.id, s);
+        }
         out.write_all(&buf)?;
         for chunk in self.records.chunks(RECORDS_PER_FRAME) {
             buf.clear();

@@ -20,6 +20,7 @@ mod model_tests;
 mod read;
 pub mod recovered;
 mod retention;
+pub mod seal;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -51,6 +52,9 @@ pub struct TopicCtx {
     pub total_bytes: AtomicU64,
     /// 0 = no quota.
     pub max_total_bytes: u64,
+    /// Where sealed segments go (`None`: never seal).
+    pub segments_dir: Option<std::path::PathBuf>,
+    pub seal: seal::SealPolicy,
 }
 
 /// Why a topic command failed.

@@ -91,7 +91,7 @@ impl RecoveredTopic {
         self.floors.ttl = self.floors.ttl.max(f.ttl);
         self.floors.source_trim = self.floors.source_trim.max(f.source_trim);
         let floor = self.floor();
-        self.store.evict_front_while(|r: &Record, _| r.seq <= floor);
+        self.store.evict_front_while(|v, _| v.seq <= floor);
     }
 }
 
@@ -105,6 +105,10 @@ pub struct RecoveryBuilder {
     max_id: u64,
     /// Frames naming a topic id that is unknown or dead (normal after deletes).
     pub orphan_frames: u64,
+    /// Where sealed segments live (None: snapshot segment references are an error).
+    pub segments_dir: Option<std::path::PathBuf>,
+    /// Segment files the snapshot referred to.
+    pub segment_files: std::collections::HashSet<String>,
 }
 
 impl RecoveryBuilder {
@@ -163,6 +167,7 @@ impl RecoveryBuilder {
                     t.idempotency.insert(key, entry);
                 }
             }
+            Frame::Segment { topic_id, seg } => self.on_segment(topic_id, &seg)?,
             Frame::SnapshotEnd { next_topic_id, .. } => {
                 self.max_id = self.max_id.max(next_topic_id.saturating_sub(1));
             }
@@ -175,6 +180,26 @@ impl RecoveryBuilder {
                     t.store.delete(bound, pred.as_ref());
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn on_segment(
+        &mut self,
+        topic_id: u64,
+        meta: &crate::storage::frame::SegmentRef,
+    ) -> Result<(), String> {
+        use crate::storage::segment::{file_name, Segment};
+        let name = file_name(topic_id, meta.first_seq, meta.gen);
+        let dir = self
+            .segments_dir
+            .clone()
+            .ok_or("a snapshot refers to segments but none are expected")?;
+        let seg = Segment::open(&dir.join(&name), false)?;
+        self.segment_files.insert(name);
+        if let Some(t) = self.topic(topic_id) {
+            t.max_record_seq = t.max_record_seq.max(seg.last_seq());
+            t.store.attach(seg, meta);
         }
         Ok(())
     }
@@ -219,7 +244,11 @@ pub fn recover_dir(
     progress: &crate::storage::recovery::ReplayProgress,
 ) -> Result<Recovered, String> {
     use crate::storage::{recovery, snapshot};
-    let mut builder = RecoveryBuilder::default();
+    let mut builder = RecoveryBuilder {
+        segments_dir: Some(crate::storage::segment::dir(data_dir)),
+        ..RecoveryBuilder::default()
+    };
+    remove_partial_segments(&crate::storage::segment::dir(data_dir))?;
     let snap = snapshot::load_latest(&snapshot::dir(data_dir))?;
     let barrier = snap.as_ref().map(|s| s.barrier.clone());
     let snapshot_number = snap.as_ref().map_or(0, |s| s.number);
@@ -236,12 +265,14 @@ pub fn recover_dir(
     if let Some(e) = failure {
         return Err(e);
     }
+    let segment_files = std::mem::take(&mut builder.segment_files);
     let (topics, next_id) = builder.finish();
     Ok(Recovered {
         topics,
         next_id,
         summary,
         snapshot_number,
+        segment_files,
     })
 }
 
@@ -252,4 +283,24 @@ pub struct Recovered {
     pub summary: crate::storage::recovery::ReplaySummary,
     /// Number of the snapshot recovery started from (0 = none).
     pub snapshot_number: u64,
+    /// Segment files that snapshot referred to (kept until two newer snapshots drop them).
+    pub segment_files: std::collections::HashSet<String>,
+}
+
+/// A `.seg.tmp` is a seal interrupted by a crash: its records are still in the WAL.
+fn remove_partial_segments(dir: &std::path::Path) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.filter_map(Result::ok) {
+        if e.file_name().to_string_lossy().ends_with(".seg.tmp") {
+            match std::fs::remove_file(e.path()) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("{}: {err}", e.path().display()))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }

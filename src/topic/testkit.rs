@@ -58,6 +58,13 @@ impl Harness {
             priority: PriorityParams::default(),
             total_bytes: AtomicU64::new(0),
             max_total_bytes: 0,
+            segments_dir: Some(crate::storage::segment::dir(&dir)),
+            // Tiny so that model tests cross tiers constantly.
+            seal: super::seal::SealPolicy {
+                records: 4,
+                bytes: 0,
+                age_ms: 0,
+            },
         });
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);
@@ -66,6 +73,7 @@ impl Harness {
             wal.clone(),
             dir.clone(),
             rec.snapshot_number,
+            rec.segment_files,
         );
         Harness {
             dir,
@@ -87,6 +95,10 @@ impl Harness {
     pub async fn restart(self, graceful: bool) -> Harness {
         if graceful {
             self.registry.finalize_all().await;
+        } else {
+            // A crash: no final frames, but in-process actors must stop before the "next
+            // process" starts (a real crash stops them all at once).
+            self.registry.stop_all().await;
         }
         drop(self.checkpointer);
         drop(self.registry);

@@ -1,5 +1,5 @@
-//! In-memory record store of one topic: records ascending by seq, live or deleted, with live
-//! counters and a tag index (tag → live seqs, ascending) so tag deletes never scan the topic.
+//! The hot tier: records in RAM, ascending by seq, live or deleted, with live counters and a
+//! tag index (tag → live seqs, ascending) so tag deletes never scan the topic.
 //!
 //! Invariants: entries are ascending by seq; `count`/`bytes` cover exactly the live entries;
 //! every live tagged record's seq is in its tag's index deque and nothing else is; the front
@@ -18,7 +18,7 @@ struct Entry {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Store {
+pub struct Hot {
     entries: VecDeque<Entry>,
     count: u64,
     bytes: u64,
@@ -34,17 +34,13 @@ pub struct Evicted {
     pub max_seq: u64,
 }
 
-impl Store {
+impl Hot {
     pub fn count(&self) -> u64 {
         self.count
     }
 
     pub fn bytes(&self) -> u64 {
         self.bytes
-    }
-
-    pub fn first_live_seq(&self) -> Option<u64> {
-        self.entries.front().map(|e| e.rec.seq)
     }
 
     pub fn last_seq(&self) -> Option<u64> {
@@ -54,6 +50,16 @@ impl Store {
     /// The oldest live record.
     pub fn front(&self) -> Option<&Record> {
         self.entries.front().map(|e| &e.rec)
+    }
+
+    /// Live records, cloned (cheap: shared buffers), ascending.
+    pub fn live_records(&self) -> Vec<Record> {
+        self.live_after(0).cloned().collect()
+    }
+
+    /// `$ts` of the oldest live record.
+    pub fn oldest_ts(&self) -> Option<i64> {
+        self.entries.front().map(|e| e.rec.ts)
     }
 
     /// Append a record with a seq above every held seq.
@@ -77,7 +83,7 @@ impl Store {
     }
 
     /// Evict live records from the front while `evict(front)` holds.
-    pub fn evict_front_while(&mut self, mut evict: impl FnMut(&Record, &Store) -> bool) -> Evicted {
+    pub fn evict_front_while(&mut self, mut evict: impl FnMut(&Record, &Hot) -> bool) -> Evicted {
         let mut out = Evicted::default();
         while let Some(front) = self.entries.front() {
             if !evict(&front.rec, self) {
@@ -195,15 +201,15 @@ mod tests {
         }
     }
 
-    fn store(tags: &[Option<&str>]) -> Store {
-        let mut s = Store::default();
+    fn store(tags: &[Option<&str>]) -> Hot {
+        let mut s = Hot::default();
         for (i, t) in tags.iter().enumerate() {
             s.push(rec(i as u64 + 1, *t));
         }
         s
     }
 
-    fn live(s: &Store) -> Vec<u64> {
+    fn live(s: &Hot) -> Vec<u64> {
         s.live_after(0).map(|r| r.seq).collect()
     }
 
@@ -217,7 +223,7 @@ mod tests {
         assert_eq!(live(&s), vec![2, 3, 5]);
         assert_eq!((s.count(), s.bytes()), (3, 6));
         assert_eq!(
-            s.first_live_seq(),
+            s.front().map(|r| r.seq),
             Some(2),
             "dead front entries are dropped"
         );
@@ -264,6 +270,6 @@ mod tests {
         s.delete(99, Some(&TagPredicate::Eq("d".into())));
         let ev = s.evict_front_while(|r, _| r.seq <= 1);
         assert_eq!((ev.records, ev.max_seq), (1, 1));
-        assert_eq!(s.first_live_seq(), Some(3));
+        assert_eq!(s.front().map(|r| r.seq), Some(3));
     }
 }

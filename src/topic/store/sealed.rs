@@ -1,0 +1,105 @@
+//! One sealed segment inside a topic's store: the mapped file, how far its front has been
+//! evicted, and which of its records were deleted since it was sealed (delete marks).
+//!
+//! Invariant: `front` always indexes a live (not deleted) entry, or equals the entry count
+//! (the segment is exhausted and leaves the store).
+
+use crate::storage::segment::Segment;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub seg: Segment,
+    /// First entry not yet evicted.
+    pub front: usize,
+    /// Deleted seqs at or after `front`.
+    pub deleted: BTreeSet<u64>,
+    pub live_count: u64,
+    pub live_bytes: u64,
+    pub gen: u32,
+}
+
+/// What a snapshot records about a sealed segment (shared with the snapshot codec).
+pub use crate::storage::frame::SegmentRef as SealedMeta;
+
+impl Sealed {
+    /// A freshly sealed segment: everything live.
+    pub fn new(seg: Segment, live_bytes: u64, gen: u32) -> Sealed {
+        let live_count = seg.len() as u64;
+        Sealed {
+            seg,
+            front: 0,
+            deleted: BTreeSet::new(),
+            live_count,
+            live_bytes,
+            gen,
+        }
+    }
+
+    /// Rebuild from a snapshot's description.
+    pub fn restore(seg: Segment, m: &SealedMeta) -> Sealed {
+        let front = seg.position_after(m.front_seq.saturating_sub(1));
+        let mut s = Sealed {
+            seg,
+            front,
+            deleted: m.deleted.iter().copied().collect(),
+            live_count: m.live_count,
+            live_bytes: m.live_bytes,
+            gen: m.gen,
+        };
+        s.skip_deleted();
+        s
+    }
+
+    pub fn meta(&self) -> SealedMeta {
+        let front_seq = if self.exhausted() {
+            self.seg.last_seq() + 1
+        } else {
+            self.seg.entry(self.front).seq
+        };
+        SealedMeta {
+            first_seq: self.seg.first_seq(),
+            gen: self.gen,
+            front_seq,
+            live_count: self.live_count,
+            live_bytes: self.live_bytes,
+            deleted: self.deleted.iter().copied().collect(),
+        }
+    }
+
+    pub fn exhausted(&self) -> bool {
+        self.front >= self.seg.len()
+    }
+
+    /// Drop the front (live) entry.
+    pub fn pop_front(&mut self) {
+        let e = self.seg.entry(self.front);
+        self.front += 1;
+        self.live_count = self.live_count.saturating_sub(1);
+        self.live_bytes = self.live_bytes.saturating_sub(e.payload);
+        self.skip_deleted();
+    }
+
+    /// Mark `seq` deleted if it is live here; returns its payload bytes.
+    pub fn delete(&mut self, seq: u64) -> Option<u64> {
+        let i = self.seg.position_of(seq)?;
+        if i < self.front || !self.deleted.insert(seq) {
+            return None;
+        }
+        let payload = self.seg.entry(i).payload;
+        self.live_count = self.live_count.saturating_sub(1);
+        self.live_bytes = self.live_bytes.saturating_sub(payload);
+        self.skip_deleted();
+        Some(payload)
+    }
+
+    fn skip_deleted(&mut self) {
+        while !self.exhausted() {
+            let seq = self.seg.entry(self.front).seq;
+            if !self.deleted.remove(&seq) {
+                break;
+            }
+            self.front += 1;
+        }
+    }
+}
