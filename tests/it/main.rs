@@ -15,5 +15,6 @@ mod idempotency;
 mod lifecycle;
 mod probes;
 mod retention;
+mod segments;
 mod transport;
 mod write;
