@@ -33,8 +33,20 @@ impl Actor {
         if !due {
             return;
         }
-        // The write is synchronous: this topic waits for one segment fsync, others do not.
-        if let Err(e) = self.store.seal(dir, self.id, self.ctx.wal.boot()) {
+        // The write is synchronous for this topic (it waits for one segment fsync); on the
+        // multi-thread runtime `block_in_place` moves other tasks off this worker meanwhile,
+        // so other topics keep running.
+        let (id, gen) = (self.id, self.ctx.wal.boot());
+        let store = &mut self.store;
+        let mut seal = || store.seal(dir, id, gen);
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let result = if multi {
+            tokio::task::block_in_place(seal)
+        } else {
+            seal()
+        };
+        if let Err(e) = result {
             self.ctx
                 .wal
                 .health()
