@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::model::priority::PriorityParams;
 use crate::registry::Registry;
+use crate::storage::fs::{Fs, RealFs};
 use crate::storage::health::StorageHealth;
 use crate::storage::lock::lock_data_dir;
 use crate::storage::recovery::ReplayProgress;
@@ -29,6 +30,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         Some(c) => c.clone(),
         None => Arc::new(SystemClock),
     };
+    let fs: Arc<dyn Fs> = Arc::new(RealFs);
     let state = AppState::new(config.clone(), progress.clone(), health.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -43,7 +45,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         stop_rx,
     ));
     let started = tokio::select! {
-        r = start(&config, &progress, &health, clock) => Some(r?),
+        r = start(&config, &progress, &health, clock, fs.clone()) => Some(r?),
         _ = crate::ops::shutdown_signal() => None,
     };
     let Some((registry, wal, last_snapshot, segments)) = started else {
@@ -56,6 +58,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         config.server.data_dir.clone(),
         last_snapshot,
         segments,
+        fs.clone(),
     ));
     let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(&config)));
     state.set_ready(registry.clone());
@@ -141,6 +144,7 @@ async fn start(
     progress: &Arc<ReplayProgress>,
     health: &Arc<StorageHealth>,
     clock: Arc<dyn Clock>,
+    fs: Arc<dyn Fs>,
 ) -> Result<Started, String> {
     let t0 = Instant::now();
     crate::ops::systemd::status("replaying the write-ahead log");
@@ -191,6 +195,7 @@ async fn start(
             bytes: config.storage.segment_seal_bytes,
             age_ms: config.storage.segment_seal_age_ms,
         },
+        fs: fs.clone(),
     });
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);

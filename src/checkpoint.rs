@@ -9,6 +9,7 @@
 //! are in both are applied once.
 
 use crate::registry::Registry;
+use crate::storage::fs::Fs;
 use crate::storage::health::StoreError;
 use crate::storage::recovery::remove_before;
 use crate::storage::segment;
@@ -27,6 +28,8 @@ pub struct Checkpointer {
     data_dir: PathBuf,
     /// Number the next snapshot gets.
     next_number: tokio::sync::Mutex<u64>,
+    /// Every mutating file operation goes through this seam (tests inject power cuts).
+    fs: Arc<dyn Fs>,
     /// Segment files the previous snapshot referred to (a fallback to it needs them).
     prev_segments: std::sync::Mutex<HashSet<String>>,
 }
@@ -46,8 +49,10 @@ impl Checkpointer {
         data_dir: PathBuf,
         last_number: u64,
         prev_segments: HashSet<String>,
+        fs: Arc<dyn Fs>,
     ) -> Self {
         Self {
+            fs,
             registry,
             wal,
             data_dir,
@@ -95,16 +100,18 @@ impl Checkpointer {
             wal_dir(&self.data_dir),
             *number,
         );
+        let fs = self.fs.clone();
         let written = tokio::task::spawn_blocking(move || -> Result<usize, String> {
             let end = (next_id, images.len() as u64);
-            snapshot::write(&dir, n, &barrier, end, |w| {
+            snapshot::write(&*fs, &dir, n, &barrier, end, |w| {
                 images.iter().try_for_each(|img| img.encode(w))
             })
             .map_err(|e| format!("writing snapshot {n}: {e}"))?;
-            let older = snapshot::prune(&dir).map_err(|e| format!("pruning snapshots: {e}"))?;
-            remove_segments(&seg_dir, candidates.difference(&keep))?;
+            let older =
+                snapshot::prune(&*fs, &dir).map_err(|e| format!("pruning snapshots: {e}"))?;
+            remove_segments(&*fs, &seg_dir, candidates.difference(&keep))?;
             match older {
-                Some(b) => remove_before(&wal_dir, &b),
+                Some(b) => remove_before(&*fs, &wal_dir, &b),
                 None => Ok(0),
             }
         })
@@ -170,17 +177,19 @@ fn list_segments(dir: &std::path::Path) -> HashSet<String> {
 
 /// Delete segment files no kept snapshot and no live topic refers to.
 fn remove_segments<'a>(
+    fs: &dyn Fs,
     dir: &std::path::Path,
     names: impl Iterator<Item = &'a String>,
 ) -> Result<(), String> {
     let mut any = false;
     for name in names {
-        std::fs::remove_file(dir.join(name))
+        fs.remove(&dir.join(name))
             .map_err(|e| format!("removing segment {name}: {e}"))?;
         any = true;
     }
     if any {
-        crate::storage::sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        fs.sync_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     Ok(())
 }

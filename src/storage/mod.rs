@@ -6,6 +6,7 @@
 //! - `lock`: the data-directory lock.
 
 pub mod frame;
+pub mod fs;
 pub mod health;
 pub mod lock;
 pub mod recovery;

@@ -8,6 +8,7 @@
 //! corruption of data that was once complete: startup fails rather than silently dropping it.
 
 use super::frame::{self, DecodeError, FileHeader, Frame, FILE_HEADER_LEN};
+use super::fs::Fs;
 use super::snapshot::Barrier;
 use super::sync_dir;
 use bytes::Bytes;
@@ -137,16 +138,18 @@ pub fn replay(
 }
 
 /// Delete WAL files that lie entirely before `barrier` (a kept snapshot holds their effect).
-pub fn remove_before(dir: &Path, barrier: &Barrier) -> Result<usize, String> {
+pub fn remove_before(fs: &dyn Fs, dir: &Path, barrier: &Barrier) -> Result<usize, String> {
     let mut removed = 0;
     for (id, path, _) in list_files(dir)? {
         if !barrier.covers(id.boot, id.shard, id.index) {
-            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            fs.remove(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             removed += 1;
         }
     }
     if removed > 0 {
-        sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        fs.sync_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     Ok(removed)
 }

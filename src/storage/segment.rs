@@ -9,13 +9,11 @@
 //! {len u16, tag, n u32, n × seq u64}, sorted by tag | footer: crc32 of all before u32, `SEGE`.
 
 use super::frame;
-use super::sync_dir;
+use super::fs::Fs;
 use crate::model::predicate::TagPredicate;
 use crate::model::record::Record;
 use bytes::Bytes;
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"TOPICSEG";
@@ -43,7 +41,13 @@ pub struct Entry {
 }
 
 /// Write `records` (ascending, non-empty) as a segment file; returns its path.
-pub fn write(dir: &Path, topic_id: u64, gen: u32, records: &[Record]) -> std::io::Result<PathBuf> {
+pub fn write(
+    fs: &dyn Fs,
+    dir: &Path,
+    topic_id: u64,
+    gen: u32,
+    records: &[Record],
+) -> std::io::Result<PathBuf> {
     let first = records.first().map_or(0, |r| r.seq);
     let mut data = Vec::new();
     let mut index = Vec::with_capacity(records.len() * ENTRY);
@@ -71,18 +75,8 @@ pub fn write(dir: &Path, topic_id: u64, gen: u32, records: &[Record]) -> std::io
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(b"SEGE");
-    std::fs::create_dir_all(dir)?;
     let path = dir.join(file_name(topic_id, first, gen));
-    let tmp = path.with_extension("seg.tmp");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&tmp)?;
-    f.write_all(&out)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    sync_dir(dir)?;
+    fs.write_atomic(&path, &out)?;
     Ok(path)
 }
 
@@ -295,7 +289,7 @@ mod tests {
             rec(7, Some("b"), "\"x\""),
             rec(9, Some("a:2"), "{}"),
         ];
-        let p = write(&d, 5, 2, &recs).unwrap();
+        let p = write(&crate::storage::fs::RealFs, &d, 5, 2, &recs).unwrap();
         assert!(p.ends_with(file_name(5, 3, 2)));
         let s = Segment::open(&p, true).unwrap();
         assert_eq!((s.len(), s.first_seq(), s.last_seq()), (4, 3, 9));
@@ -331,7 +325,14 @@ mod tests {
     #[test]
     fn corruption_is_detected() {
         let d = tmp("bad");
-        let p = write(&d, 1, 1, &[rec(1, None, "1"), rec(2, None, "2")]).unwrap();
+        let p = write(
+            &crate::storage::fs::RealFs,
+            &d,
+            1,
+            1,
+            &[rec(1, None, "1"), rec(2, None, "2")],
+        )
+        .unwrap();
         let bytes = std::fs::read(&p).unwrap();
         let mut flipped = bytes.clone();
         flipped[HEADER + 3] ^= 1;

@@ -8,10 +8,9 @@
 //! deleted, so a fallback to it always finds its tail.
 
 use super::frame::{self, Frame};
-use super::sync_dir;
+use super::fs::Fs;
 use bytes::Bytes;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"TOPICSNP";
@@ -49,39 +48,29 @@ fn file_name(number: u64) -> String {
     format!("{number:020}.snap")
 }
 
-/// Write snapshot `number`; `body` writes the frames (without the end marker).
+/// Write snapshot `number` atomically through `fs`; `body` writes the frames (without the
+/// end marker).
 pub fn write(
+    fs: &dyn Fs,
     dir: &Path,
     number: u64,
     barrier: &Barrier,
     end: (u64, u64),
     body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{}.tmp", file_name(number)));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&tmp)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(&MAGIC)?;
-    w.write_all(&VERSION.to_le_bytes())?;
-    w.write_all(&(barrier.start.len() as u16).to_le_bytes())?;
-    w.write_all(&number.to_le_bytes())?;
-    w.write_all(&barrier.boot.to_le_bytes())?;
+    let mut w: Vec<u8> = Vec::with_capacity(1 << 20);
+    w.extend_from_slice(&MAGIC);
+    w.extend_from_slice(&VERSION.to_le_bytes());
+    w.extend_from_slice(&(barrier.start.len() as u16).to_le_bytes());
+    w.extend_from_slice(&number.to_le_bytes());
+    w.extend_from_slice(&barrier.boot.to_le_bytes());
     for s in &barrier.start {
-        w.write_all(&s.to_le_bytes())?;
+        w.extend_from_slice(&s.to_le_bytes());
     }
     body(&mut w)?;
-    let mut tail = Vec::new();
-    frame::encode_snapshot_end(&mut tail, end.0, end.1);
-    w.write_all(&tail)?;
-    let file: File = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    frame::encode_snapshot_end(&mut w, end.0, end.1);
     let path = dir.join(file_name(number));
-    std::fs::rename(&tmp, &path)?;
-    sync_dir(dir)?;
+    fs.write_atomic(&path, &w)?;
     Ok(path)
 }
 
@@ -162,16 +151,16 @@ pub fn load_latest(dir: &Path) -> Result<Option<Snapshot>, String> {
 }
 
 /// Keep the newest two snapshots; return the older kept one's barrier (WAL before it may go).
-pub fn prune(dir: &Path) -> std::io::Result<Option<Barrier>> {
+pub fn prune(fs: &dyn Fs, dir: &Path) -> std::io::Result<Option<Barrier>> {
     let numbers = list(dir)?;
     if numbers.len() < 2 {
         return Ok(None);
     }
     let keep_from = numbers[numbers.len() - 2];
     for &n in numbers.iter().filter(|&&n| n < keep_from) {
-        std::fs::remove_file(dir.join(file_name(n)))?;
+        fs.remove(&dir.join(file_name(n)))?;
     }
-    sync_dir(dir)?;
+    fs.sync_dir(dir)?;
     Ok(load(dir, keep_from).map(|s| s.barrier))
 }
 

@@ -11,6 +11,8 @@ mod actor;
 mod append;
 #[cfg(test)]
 mod checkpoint_tests;
+#[cfg(test)]
+mod crash_tests;
 mod delete;
 mod handle;
 pub mod idempotency;
@@ -55,6 +57,8 @@ pub struct TopicCtx {
     /// Where sealed segments go (`None`: never seal).
     pub segments_dir: Option<std::path::PathBuf>,
     pub seal: seal::SealPolicy,
+    /// Mutating file operations of sealing (tests inject power cuts).
+    pub fs: Arc<dyn crate::storage::fs::Fs>,
 }
 
 /// Why a topic command failed.

@@ -37,8 +37,8 @@ impl Actor {
         // multi-thread runtime `block_in_place` moves other tasks off this worker meanwhile,
         // so other topics keep running.
         let (id, gen) = (self.id, self.ctx.wal.boot());
-        let store = &mut self.store;
-        let mut seal = || store.seal(dir, id, gen);
+        let (store, fs) = (&mut self.store, &*self.ctx.fs);
+        let mut seal = || store.seal(fs, dir, id, gen);
         let multi = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let result = if multi {

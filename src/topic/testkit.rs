@@ -7,6 +7,7 @@ use crate::checkpoint::Checkpointer;
 use crate::clock::ManualClock;
 use crate::model::priority::PriorityParams;
 use crate::registry::Registry;
+use crate::storage::fs::{Fs, RealFs};
 use crate::storage::health::StorageHealth;
 use crate::storage::recovery::ReplayProgress;
 use crate::storage::wal::{Wal, WalOptions};
@@ -23,6 +24,7 @@ pub struct Harness {
     checkpointer: Checkpointer,
     /// What the replay at this start saw.
     pub replay: crate::storage::recovery::ReplaySummary,
+    fs: Arc<dyn Fs>,
 }
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
@@ -37,6 +39,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 impl Harness {
     pub fn start(dir: PathBuf, clock: Arc<ManualClock>) -> Harness {
+        Harness::start_with_fs(dir, clock, Arc::new(RealFs))
+    }
+
+    /// Start with `fs` under sealing and checkpoints (a `FaultFs` injects power cuts).
+    pub fn start_with_fs(dir: PathBuf, clock: Arc<ManualClock>, fs: Arc<dyn Fs>) -> Harness {
         let wal_dir = crate::storage::wal_dir(&dir);
         let rec = recover_dir(&dir, &ReplayProgress::default()).unwrap();
         let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
@@ -65,6 +72,7 @@ impl Harness {
                 bytes: 0,
                 age_ms: 0,
             },
+            fs: fs.clone(),
         });
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);
@@ -74,6 +82,7 @@ impl Harness {
             dir.clone(),
             rec.snapshot_number,
             rec.segment_files,
+            fs.clone(),
         );
         Harness {
             dir,
@@ -82,12 +91,30 @@ impl Harness {
             wal,
             checkpointer,
             replay: summary,
+            fs,
         }
     }
 
     /// Take a (non-final) checkpoint while the topics keep running.
     pub async fn checkpoint(&self) -> u64 {
         self.checkpointer.run(false).await.unwrap()
+    }
+
+    /// Like `checkpoint`, reporting failure (injected faults).
+    pub async fn try_checkpoint(&self) -> Result<u64, String> {
+        self.checkpointer.run(false).await
+    }
+
+    /// Stop like a crash (no final frames or snapshot) and hand back the data dir.
+    pub async fn crash(self) -> PathBuf {
+        self.registry.stop_all().await;
+        drop(self.checkpointer);
+        drop(self.registry);
+        let wal = self.wal.clone();
+        tokio::task::spawn_blocking(move || wal.shutdown())
+            .await
+            .unwrap();
+        self.dir
     }
 
     /// Stop and replay. `graceful` writes final heads first; otherwise it is a process crash
@@ -106,6 +133,6 @@ impl Harness {
         tokio::task::spawn_blocking(move || wal.shutdown())
             .await
             .unwrap();
-        Harness::start(self.dir, self.clock)
+        Harness::start_with_fs(self.dir, self.clock, self.fs)
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::storage::fs::RealFs;
 
 fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("topics-snap-{tag}-{}", std::process::id()));
@@ -14,7 +15,7 @@ fn barrier(boot: u32) -> Barrier {
 }
 
 fn write_one(dir: &Path, n: u64, ceiling: u64) {
-    write(dir, n, &barrier(n as u32), (9, 1), |w| {
+    write(&RealFs, dir, n, &barrier(n as u32), (9, 1), |w| {
         let mut b = Vec::new();
         frame::encode_reserve(&mut b, 1, ceiling);
         w.write_all(&b)
@@ -84,7 +85,7 @@ fn prune_keeps_two_and_reports_the_older_barrier() {
     for n in 1..=4 {
         write_one(&d, n, n * 10);
     }
-    assert_eq!(prune(&d).unwrap(), Some(barrier(3)));
+    assert_eq!(prune(&RealFs, &d).unwrap(), Some(barrier(3)));
     assert_eq!(list(&d).unwrap(), vec![3, 4]);
 }
 

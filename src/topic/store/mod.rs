@@ -11,6 +11,7 @@ pub mod sealed;
 
 use crate::model::predicate::TagPredicate;
 use crate::model::record::Record;
+use crate::storage::fs::Fs;
 use crate::storage::segment::{self, Segment};
 use hot::Hot;
 use sealed::{Sealed, SealedMeta};
@@ -151,12 +152,18 @@ impl Store {
     /// Move every live hot record into a new segment file under `dir`. Returns whether one
     /// was written. The segment is durable (fsynced, renamed, directory fsynced) before the
     /// records leave RAM.
-    pub fn seal(&mut self, dir: &Path, topic_id: u64, gen: u32) -> Result<bool, String> {
+    pub fn seal(
+        &mut self,
+        fs: &dyn Fs,
+        dir: &Path,
+        topic_id: u64,
+        gen: u32,
+    ) -> Result<bool, String> {
         let records = self.hot.live_records();
         if records.is_empty() {
             return Ok(false);
         }
-        let path = segment::write(dir, topic_id, gen, &records)
+        let path = segment::write(fs, dir, topic_id, gen, &records)
             .map_err(|e| format!("sealing a segment: {e}"))?;
         let seg = Segment::open(&path, true)?;
         self.sealed

@@ -35,7 +35,9 @@ fn two_tier(tag: &str) -> Store {
     ] {
         s.push(rec(seq, t));
     }
-    assert!(s.seal(&tmp(tag), 9, 1).unwrap());
+    assert!(s
+        .seal(&crate::storage::fs::RealFs, &tmp(tag), 9, 1)
+        .unwrap());
     s.push(rec(5, Some("a:1")));
     s.push(rec(6, None));
     s

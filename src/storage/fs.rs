@@ -1,0 +1,67 @@
+//! File-system seam for the mutating operations of sealing and checkpoints (atomic file
+//! writes, renames, removals, directory syncs), so tests can cut the power after any one of
+//! them. `RealFs` is the production implementation; `FaultFs` (tests) fails every operation
+//! from the Nth on and, on `power_cut`, undoes every effect that was not yet durable.
+
+use std::io;
+use std::path::Path;
+
+pub trait Fs: Send + Sync + std::fmt::Debug {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Create or truncate `path` and write `data` (not yet durable).
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    /// fsync a file's contents.
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// fsync a directory, making creations, renames and removals in it durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// The durable atomic replace: temp file, fsync, rename, directory fsync.
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        self.create_dir_all(dir)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        self.write_file(&tmp, data)?;
+        self.sync_file(&tmp)?;
+        self.rename(&tmp, path)?;
+        self.sync_dir(dir)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RealFs;
+
+impl Fs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        std::fs::write(path, data)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        super::sync_dir(dir)
+    }
+}
+
+#[cfg(test)]
+pub mod fault;

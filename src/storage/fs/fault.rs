@@ -1,0 +1,255 @@
+//! Fault-injecting file system for crash-point tests. It performs operations on real files but
+//! journals every effect that a power cut could still undo; from operation number `crash_at`
+//! on, every operation fails (the machine is "off"), and `power_cut` rolls the directory back
+//! to what was durable: unsynced file contents are lost, and creations, renames and removals
+//! not followed by an fsync of their directory are undone.
+
+use super::{Fs, RealFs};
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug)]
+enum Undo {
+    /// Restore `path` to these durable contents (`None`: it did not exist durably).
+    Contents {
+        path: PathBuf,
+        durable: Option<Vec<u8>>,
+    },
+    /// Directory entry change in `dir` that only a `sync_dir(dir)` makes durable.
+    Entry { dir: PathBuf, undo: EntryUndo },
+}
+
+#[derive(Debug)]
+enum EntryUndo {
+    Created(PathBuf),
+    Renamed {
+        from: PathBuf,
+        to: PathBuf,
+        to_before: Option<Vec<u8>>,
+    },
+    Removed {
+        path: PathBuf,
+        contents: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ops: usize,
+    journal: Vec<Undo>,
+    /// Durable contents of files written since their last fsync (first write wins).
+    pending: HashMap<PathBuf, Option<Vec<u8>>>,
+}
+
+#[derive(Debug)]
+pub struct FaultFs {
+    crash_at: usize,
+    state: Mutex<State>,
+}
+
+fn off() -> io::Error {
+    io::Error::other("injected power cut")
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+impl FaultFs {
+    /// Operations `0..crash_at` succeed; every later one fails.
+    pub fn new(crash_at: usize) -> FaultFs {
+        FaultFs {
+            crash_at,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Operations performed (or attempted) so far.
+    pub fn ops(&self) -> usize {
+        self.state.lock().unwrap().ops
+    }
+
+    fn step(&self) -> io::Result<std::sync::MutexGuard<'_, State>> {
+        let mut st = self.state.lock().unwrap();
+        st.ops += 1;
+        if st.ops > self.crash_at {
+            return Err(off());
+        }
+        Ok(st)
+    }
+
+    /// Undo every effect that was not durable, newest first.
+    pub fn power_cut(&self) {
+        let mut st = self.state.lock().unwrap();
+        let pending: Vec<_> = st.pending.drain().collect();
+        for (path, durable) in pending {
+            st.journal.push(Undo::Contents { path, durable });
+        }
+        while let Some(u) = st.journal.pop() {
+            match u {
+                Undo::Contents {
+                    path,
+                    durable: Some(c),
+                } => {
+                    if path.exists() {
+                        let _ = std::fs::write(&path, c);
+                    }
+                }
+                Undo::Contents {
+                    path,
+                    durable: None,
+                } => {
+                    let _ = std::fs::write(&path, b"");
+                }
+                Undo::Entry {
+                    undo: EntryUndo::Created(p),
+                    ..
+                } => {
+                    let _ = std::fs::remove_file(p);
+                }
+                Undo::Entry {
+                    undo:
+                        EntryUndo::Renamed {
+                            from,
+                            to,
+                            to_before,
+                        },
+                    ..
+                } => {
+                    let _ = std::fs::rename(&to, &from);
+                    if let Some(c) = to_before {
+                        let _ = std::fs::write(&to, c);
+                    }
+                }
+                Undo::Entry {
+                    undo: EntryUndo::Removed { path, contents },
+                    ..
+                } => {
+                    let _ = std::fs::write(path, contents);
+                }
+            }
+        }
+    }
+}
+
+impl Fs for FaultFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let _st = self.step()?;
+        // Directories are created durably here; only files are modelled.
+        RealFs.create_dir_all(dir)?;
+        RealFs.sync_dir(&parent(dir))
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut st = self.step()?;
+        let existed = std::fs::read(path).ok();
+        if existed.is_none() {
+            st.journal.push(Undo::Entry {
+                dir: parent(path),
+                undo: EntryUndo::Created(path.to_path_buf()),
+            });
+        }
+        st.pending.entry(path.to_path_buf()).or_insert(existed);
+        RealFs.write_file(path, data)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.step()?;
+        st.pending.remove(path);
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.step()?;
+        let to_before = std::fs::read(to).ok();
+        // Unsynced contents travel with the inode.
+        if let Some(d) = st.pending.remove(from) {
+            st.pending.insert(to.to_path_buf(), d);
+        }
+        st.journal.push(Undo::Entry {
+            dir: parent(to),
+            undo: EntryUndo::Renamed {
+                from: from.to_path_buf(),
+                to: to.to_path_buf(),
+                to_before,
+            },
+        });
+        RealFs.rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.step()?;
+        let contents = std::fs::read(path)?;
+        st.pending.remove(path);
+        st.journal.push(Undo::Entry {
+            dir: parent(path),
+            undo: EntryUndo::Removed {
+                path: path.to_path_buf(),
+                contents,
+            },
+        });
+        RealFs.remove(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.step()?;
+        st.journal
+            .retain(|u| !matches!(u, Undo::Entry { dir: d, .. } if d == dir));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("topics-faultfs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn every_cut_of_an_atomic_write_leaves_old_or_new() {
+        for crash_at in 0..8 {
+            let d = tmp(&format!("atomic{crash_at}"));
+            let p = d.join("f");
+            std::fs::write(&p, b"old").unwrap();
+            let fs = FaultFs::new(crash_at);
+            let done = fs.write_atomic(&p, b"new").is_ok();
+            fs.power_cut();
+            let now = std::fs::read(&p).unwrap();
+            if done {
+                assert_eq!(now, b"new", "a completed atomic write is durable");
+            } else {
+                assert!(
+                    now == b"old" || now == b"new",
+                    "crash at {crash_at}: {now:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unsynced_creation_and_removal_are_undone() {
+        let d = tmp("undo");
+        std::fs::write(d.join("keep"), b"k").unwrap();
+        let fs = FaultFs::new(100);
+        fs.write_file(&d.join("new"), b"n").unwrap();
+        fs.sync_file(&d.join("new")).unwrap();
+        fs.remove(&d.join("keep")).unwrap();
+        fs.power_cut();
+        assert!(
+            !d.join("new").exists(),
+            "creation without a directory fsync is lost"
+        );
+        assert_eq!(
+            std::fs::read(d.join("keep")).unwrap(),
+            b"k",
+            "removal without a directory fsync is lost"
+        );
+    }
+}
