@@ -31,16 +31,19 @@ pub struct View {
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     sealed: VecDeque<Sealed>,
+    /// Sums of the sealed segments' live counters (kept, not recomputed per call).
+    sealed_count: u64,
+    sealed_bytes: u64,
     hot: Hot,
 }
 
 impl Store {
     pub fn count(&self) -> u64 {
-        self.sealed.iter().map(|s| s.live_count).sum::<u64>() + self.hot.count()
+        self.sealed_count + self.hot.count()
     }
 
     pub fn bytes(&self) -> u64 {
-        self.sealed.iter().map(|s| s.live_bytes).sum::<u64>() + self.hot.bytes()
+        self.sealed_bytes + self.hot.bytes()
     }
 
     /// Live records and payload bytes in RAM (the sealing triggers).
@@ -85,21 +88,19 @@ impl Store {
 
     /// Live records with seq > `after`, ascending (sealed ones decoded from their mapping).
     pub fn live_after(&self, after: u64) -> impl Iterator<Item = Record> + '_ {
-        let sealed = self
-            .sealed
-            .iter()
-            .filter(move |s| s.seg.last_seq() > after)
-            .flat_map(move |s| {
-                let start = s.front.max(s.seg.position_after(after));
-                (start..s.seg.len()).filter_map(move |i| {
-                    let e = s.seg.entry(i);
-                    if s.deleted.contains(&e.seq) {
-                        None
-                    } else {
-                        s.seg.record(i)
-                    }
-                })
-            });
+        // Segments are ascending and disjoint: skip those wholly at or below `after` by bisection.
+        let first = self.sealed.partition_point(|s| s.seg.last_seq() <= after);
+        let sealed = self.sealed.range(first..).flat_map(move |s| {
+            let start = s.front.max(s.seg.position_after(after));
+            (start..s.seg.len()).filter_map(move |i| {
+                let e = s.seg.entry(i);
+                if s.deleted.contains(&e.seq) {
+                    None
+                } else {
+                    s.seg.record(i)
+                }
+            })
+        });
         sealed.chain(self.hot.live_after(after).cloned())
     }
 
@@ -113,6 +114,8 @@ impl Store {
             match self.sealed.front_mut() {
                 Some(s) => {
                     s.pop_front();
+                    self.sealed_count -= 1;
+                    self.sealed_bytes -= v.payload;
                     if s.exhausted() {
                         self.sealed.pop_front();
                     }
@@ -144,6 +147,8 @@ impl Store {
                 }
             }
         }
+        self.sealed_count -= n;
+        self.sealed_bytes -= b;
         self.sealed.retain(|s| !s.exhausted());
         let (hn, hb) = self.hot.delete(bound, Some(p));
         (n + hn, b + hb)
@@ -166,6 +171,8 @@ impl Store {
         let path = segment::write(fs, dir, topic_id, gen, &records)
             .map_err(|e| format!("sealing a segment: {e}"))?;
         let seg = Segment::open(&path, true)?;
+        self.sealed_count += records.len() as u64;
+        self.sealed_bytes += self.hot.bytes();
         self.sealed
             .push_back(Sealed::new(seg, self.hot.bytes(), gen));
         self.hot = Hot::default();
@@ -176,6 +183,8 @@ impl Store {
     pub fn attach(&mut self, seg: Segment, meta: &SealedMeta) {
         let s = Sealed::restore(seg, meta);
         if !s.exhausted() {
+            self.sealed_count += s.live_count;
+            self.sealed_bytes += s.live_bytes;
             self.sealed.push_back(s);
         }
     }
