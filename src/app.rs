@@ -173,6 +173,7 @@ async fn start(
         queue_bytes: config.storage.wal_queue_bytes,
         file_bytes: config.storage.wal_file_bytes,
         sync_interval: Duration::from_millis(config.storage.wal_sync_interval_ms.max(1)),
+        fs: fs.clone(),
     };
     let wal = Wal::start(opts, health.clone()).map_err(|e| format!("cannot start the WAL: {e}"))?;
     let p = &config.priority;

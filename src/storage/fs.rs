@@ -1,12 +1,20 @@
-//! File-system seam for the mutating operations of sealing and checkpoints (atomic file
-//! writes, renames, removals, directory syncs), so tests can cut the power after any one of
-//! them. `RealFs` is the production implementation; `FaultFs` (tests) fails every operation
+//! File-system seam for every mutating storage operation while serving — WAL appends and
+//! fdatasyncs, WAL file creation, atomic file writes of segments and snapshots, renames,
+//! removals, directory syncs — so tests can cut the power after any one of them. `RealFs` is the production implementation; `FaultFs` (tests) fails every operation
 //! from the Nth on and, on `power_cut`, undoes every effect that was not yet durable.
 
 use std::io;
 use std::path::Path;
 
+/// A file opened for appending (a WAL file).
+pub trait AppendFile: Send {
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
 pub trait Fs: Send + Sync + std::fmt::Debug {
+    /// Create a new file (failing if it exists) for appending.
+    fn create_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Create or truncate `path` and write `data` (not yet durable).
     fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()>;
@@ -34,7 +42,25 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct RealFs;
 
+impl AppendFile for std::fs::File {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        std::io::Write::write_all(self, data)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        std::fs::File::sync_data(self)
+    }
+}
+
 impl Fs for RealFs {
+    fn create_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)?;
+        Ok(Box::new(f))
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }

@@ -9,10 +9,8 @@
 //! shard is poisoned and every later submission fails (no retry).
 
 use super::frame::{FileHeader, FILE_HEADER_LEN};
+use super::fs::{AppendFile, Fs};
 use super::health::{StorageHealth, StoreError};
-use super::sync_dir;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -54,6 +52,8 @@ pub struct WalOptions {
     pub queue_bytes: u64,
     pub file_bytes: u64,
     pub sync_interval: Duration,
+    /// Every file operation of the writers goes through this seam.
+    pub fs: std::sync::Arc<dyn Fs>,
 }
 
 /// Counters exported as metrics.
@@ -106,7 +106,7 @@ impl Wal {
         let mut shards = Vec::with_capacity(opts.shards);
         let mut threads = Vec::with_capacity(opts.shards);
         for shard in 0..opts.shards {
-            let file = create_wal_file(&opts.dir, opts.boot, shard, 0)?;
+            let file = create_wal_file(&*opts.fs, &opts.dir, opts.boot, shard, 0)?;
             let (tx, rx) = mpsc::sync_channel(opts.queue_frames);
             let queued_bytes = Arc::new(AtomicU64::new(0));
             let writer = Writer {
@@ -259,13 +259,16 @@ pub fn wal_file_name(boot: u32, shard: usize, index: u32) -> String {
     format!("{boot:010}-{shard:02}-{index:06}.wal")
 }
 
-fn create_wal_file(dir: &Path, boot: u32, shard: usize, index: u32) -> std::io::Result<File> {
+fn create_wal_file(
+    fs: &dyn Fs,
+    dir: &Path,
+    boot: u32,
+    shard: usize,
+    index: u32,
+) -> std::io::Result<Box<dyn AppendFile>> {
     let path = dir.join(wal_file_name(boot, shard, index));
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)?;
-    file.write_all(
+    let mut file = fs.create_append(&path)?;
+    file.append(
         &FileHeader {
             shard: shard as u16,
             boot,
@@ -273,14 +276,14 @@ fn create_wal_file(dir: &Path, boot: u32, shard: usize, index: u32) -> std::io::
         .encode(),
     )?;
     file.sync_data()?;
-    sync_dir(dir)?;
+    fs.sync_dir(dir)?;
     Ok(file)
 }
 
 /// The state a writer thread owns.
 struct Writer {
     rx: mpsc::Receiver<Msg>,
-    file: File,
+    file: Box<dyn AppendFile>,
     file_len: u64,
     file_index: u32,
     shard: usize,
@@ -405,7 +408,7 @@ impl Writer {
         if self.health.is_poisoned() {
             return Err(self.health.error());
         }
-        if let Err(e) = self.file.write_all(&self.buf) {
+        if let Err(e) = self.file.append(&self.buf) {
             return Err(self.fail(&format!("WAL write failed: {e}")));
         }
         self.file_len += self.buf.len() as u64;
@@ -441,7 +444,13 @@ impl Writer {
         self.file.sync_data()?;
         self.dirty_since = None;
         self.file_index += 1;
-        self.file = create_wal_file(&self.opts.dir, self.opts.boot, self.shard, self.file_index)?;
+        self.file = create_wal_file(
+            &*self.opts.fs,
+            &self.opts.dir,
+            self.opts.boot,
+            self.shard,
+            self.file_index,
+        )?;
         self.file_len = FILE_HEADER_LEN as u64;
         self.stats.rotations.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -44,6 +44,15 @@ impl Harness {
 
     /// Start with `fs` under sealing and checkpoints (a `FaultFs` injects power cuts).
     pub fn start_with_fs(dir: PathBuf, clock: Arc<ManualClock>, fs: Arc<dyn Fs>) -> Harness {
+        Harness::try_start_with_fs(dir, clock, fs).unwrap()
+    }
+
+    /// Like `start_with_fs`, reporting a failed start (the WAL could not create its files).
+    pub fn try_start_with_fs(
+        dir: PathBuf,
+        clock: Arc<ManualClock>,
+        fs: Arc<dyn Fs>,
+    ) -> std::io::Result<Harness> {
         let wal_dir = crate::storage::wal_dir(&dir);
         let rec = recover_dir(&dir, &ReplayProgress::default()).unwrap();
         let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
@@ -55,8 +64,9 @@ impl Harness {
             queue_bytes: 64 << 20,
             file_bytes: 64 << 20,
             sync_interval: Duration::from_millis(5),
+            fs: fs.clone(),
         };
-        let wal = Wal::start(opts, StorageHealth::new()).unwrap();
+        let wal = Wal::start(opts, StorageHealth::new())?;
         let ctx = Arc::new(TopicCtx {
             wal: wal.clone(),
             clock: clock.clone(),
@@ -84,7 +94,7 @@ impl Harness {
             rec.segment_files,
             fs.clone(),
         );
-        Harness {
+        Ok(Harness {
             dir,
             clock,
             registry,
@@ -92,7 +102,7 @@ impl Harness {
             checkpointer,
             replay: summary,
             fs,
-        }
+        })
     }
 
     /// Take a (non-final) checkpoint while the topics keep running.

@@ -8,7 +8,7 @@ use super::{Fs, RealFs};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
 enum Undo {
@@ -41,12 +41,48 @@ struct State {
     journal: Vec<Undo>,
     /// Durable contents of files written since their last fsync (first write wins).
     pending: HashMap<PathBuf, Option<Vec<u8>>>,
+    /// Durable length of append files with unsynced appends.
+    synced_len: HashMap<PathBuf, u64>,
 }
 
 #[derive(Debug)]
 pub struct FaultFs {
     crash_at: usize,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+}
+
+/// An append-only file whose appends since its last `sync_data` a power cut discards.
+struct FaultAppend {
+    file: std::fs::File,
+    path: PathBuf,
+    len: u64,
+    crash_at: usize,
+    state: Arc<Mutex<State>>,
+}
+
+fn step(state: &Mutex<State>, crash_at: usize) -> io::Result<std::sync::MutexGuard<'_, State>> {
+    let mut st = state.lock().unwrap();
+    st.ops += 1;
+    if st.ops > crash_at {
+        return Err(off());
+    }
+    Ok(st)
+}
+
+impl super::AppendFile for FaultAppend {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut st = step(&self.state, self.crash_at)?;
+        st.synced_len.entry(self.path.clone()).or_insert(self.len);
+        std::io::Write::write_all(&mut self.file, data)?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        let mut st = step(&self.state, self.crash_at)?;
+        st.synced_len.remove(&self.path);
+        Ok(())
+    }
 }
 
 fn off() -> io::Error {
@@ -62,7 +98,7 @@ impl FaultFs {
     pub fn new(crash_at: usize) -> FaultFs {
         FaultFs {
             crash_at,
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
         }
     }
 
@@ -72,17 +108,17 @@ impl FaultFs {
     }
 
     fn step(&self) -> io::Result<std::sync::MutexGuard<'_, State>> {
-        let mut st = self.state.lock().unwrap();
-        st.ops += 1;
-        if st.ops > self.crash_at {
-            return Err(off());
-        }
-        Ok(st)
+        step(&self.state, self.crash_at)
     }
 
     /// Undo every effect that was not durable, newest first.
     pub fn power_cut(&self) {
         let mut st = self.state.lock().unwrap();
+        for (path, len) in st.synced_len.drain().collect::<Vec<_>>() {
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                let _ = f.set_len(len);
+            }
+        }
         let pending: Vec<_> = st.pending.drain().collect();
         for (path, durable) in pending {
             st.journal.push(Undo::Contents { path, durable });
@@ -135,6 +171,26 @@ impl FaultFs {
 }
 
 impl Fs for FaultFs {
+    fn create_append(&self, path: &Path) -> io::Result<Box<dyn super::AppendFile>> {
+        let mut st = self.step()?;
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)?;
+        st.journal.push(Undo::Entry {
+            dir: parent(path),
+            undo: EntryUndo::Created(path.to_path_buf()),
+        });
+        st.synced_len.insert(path.to_path_buf(), 0);
+        Ok(Box::new(FaultAppend {
+            file,
+            path: path.to_path_buf(),
+            len: 0,
+            crash_at: self.crash_at,
+            state: self.state.clone(),
+        }))
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let _st = self.step()?;
         // Directories are created durably here; only files are modelled.
