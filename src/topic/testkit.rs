@@ -105,6 +105,11 @@ impl Harness {
         })
     }
 
+    /// Whether storage has been poisoned by a failed write, sync or rename.
+    pub fn poisoned(&self) -> bool {
+        self.wal.health().is_poisoned()
+    }
+
     /// Take a (non-final) checkpoint while the topics keep running.
     pub async fn checkpoint(&self) -> u64 {
         self.checkpointer.run(false).await.unwrap()

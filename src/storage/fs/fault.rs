@@ -43,11 +43,29 @@ struct State {
     pending: HashMap<PathBuf, Option<Vec<u8>>>,
     /// Durable length of append files with unsynced appends.
     synced_len: HashMap<PathBuf, u64>,
+    /// Every successful operation with its path, for durability audits.
+    log: Vec<(Op, PathBuf)>,
+}
+
+/// Operation kinds recorded in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    CreateAppend,
+    Append,
+    SyncData,
+    WriteFile,
+    SyncFile,
+    Rename,
+    Remove,
+    SyncDir,
 }
 
 #[derive(Debug)]
 pub struct FaultFs {
     crash_at: usize,
+    /// On a power cut keep half of each file's un-synced appended bytes (a torn write)
+    /// instead of none.
+    torn: bool,
     state: Arc<Mutex<State>>,
 }
 
@@ -75,12 +93,14 @@ impl super::AppendFile for FaultAppend {
         st.synced_len.entry(self.path.clone()).or_insert(self.len);
         std::io::Write::write_all(&mut self.file, data)?;
         self.len += data.len() as u64;
+        st.log.push((Op::Append, self.path.clone()));
         Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut st = step(&self.state, self.crash_at)?;
         st.synced_len.remove(&self.path);
+        st.log.push((Op::SyncData, self.path.clone()));
         Ok(())
     }
 }
@@ -98,8 +118,22 @@ impl FaultFs {
     pub fn new(crash_at: usize) -> FaultFs {
         FaultFs {
             crash_at,
+            torn: false,
             state: Arc::new(Mutex::new(State::default())),
         }
+    }
+
+    /// Like `new`, but a power cut tears the un-synced tail of appended files in half.
+    pub fn torn(crash_at: usize) -> FaultFs {
+        FaultFs {
+            torn: true,
+            ..FaultFs::new(crash_at)
+        }
+    }
+
+    /// Successful operations, in order.
+    pub fn log(&self) -> Vec<(Op, PathBuf)> {
+        self.state.lock().unwrap().log.clone()
     }
 
     /// Operations performed (or attempted) so far.
@@ -116,7 +150,13 @@ impl FaultFs {
         let mut st = self.state.lock().unwrap();
         for (path, len) in st.synced_len.drain().collect::<Vec<_>>() {
             if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let _ = f.set_len(len);
+                let now = f.metadata().map_or(len, |m| m.len());
+                let keep = if self.torn {
+                    len + (now.saturating_sub(len)) / 2
+                } else {
+                    len
+                };
+                let _ = f.set_len(keep);
             }
         }
         let pending: Vec<_> = st.pending.drain().collect();
@@ -182,6 +222,7 @@ impl Fs for FaultFs {
             undo: EntryUndo::Created(path.to_path_buf()),
         });
         st.synced_len.insert(path.to_path_buf(), 0);
+        st.log.push((Op::CreateAppend, path.to_path_buf()));
         Ok(Box::new(FaultAppend {
             file,
             path: path.to_path_buf(),
@@ -208,12 +249,14 @@ impl Fs for FaultFs {
             });
         }
         st.pending.entry(path.to_path_buf()).or_insert(existed);
+        st.log.push((Op::WriteFile, path.to_path_buf()));
         RealFs.write_file(path, data)
     }
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.step()?;
         st.pending.remove(path);
+        st.log.push((Op::SyncFile, path.to_path_buf()));
         Ok(())
     }
 
@@ -232,6 +275,7 @@ impl Fs for FaultFs {
                 to_before,
             },
         });
+        st.log.push((Op::Rename, to.to_path_buf()));
         RealFs.rename(from, to)
     }
 
@@ -246,6 +290,7 @@ impl Fs for FaultFs {
                 contents,
             },
         });
+        st.log.push((Op::Remove, path.to_path_buf()));
         RealFs.remove(path)
     }
 
@@ -253,6 +298,7 @@ impl Fs for FaultFs {
         let mut st = self.step()?;
         st.journal
             .retain(|u| !matches!(u, Undo::Entry { dir: d, .. } if d == dir));
+        st.log.push((Op::SyncDir, dir.to_path_buf()));
         Ok(())
     }
 }
