@@ -341,4 +341,33 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
         assert!(Segment::open(&p, false).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// A segment file of random bytes, or a valid one cut anywhere, never panics `open`
+        /// or any accessor.
+        #[test]
+        fn open_and_read_never_panic(junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), cut in 0usize..400) {
+            let d = tmp("fuzz");
+            std::fs::create_dir_all(&d).unwrap();
+            let p = d.join("junk.seg");
+            std::fs::write(&p, &junk).unwrap();
+            if let Ok(s) = Segment::open(&p, false) {
+                for i in 0..s.len().min(8) {
+                    let _ = s.record(i);
+                }
+                let _ = s.tagged(&TagPredicate::Prefix(String::new()));
+            }
+            let good = write(&crate::storage::fs::RealFs, &d, 1, 1, &[rec(1, Some("a"), "1"), rec(2, None, "2")]).unwrap();
+            let bytes = std::fs::read(&good).unwrap();
+            std::fs::write(&good, &bytes[..cut.min(bytes.len())]).unwrap();
+            if let Ok(s) = Segment::open(&good, false) {
+                for i in 0..s.len() {
+                    let _ = s.record(i);
+                }
+                let _ = s.tagged(&TagPredicate::Eq("a".into()));
+            }
+        }
+    }
 }

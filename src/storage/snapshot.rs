@@ -3,7 +3,8 @@
 //! the newest valid one wins, a corrupt or partial one falls back to the previous.
 //!
 //! Layout of `snapshots/{number:020}.snap`: header (magic `TOPICSNP`, version u16, shard count
-//! u16, number u64, boot u32, then one u32 start index per shard), then ordinary WAL frames,
+//! u16, number u64, boot u32, one u32 start index per shard, crc32 of all that), then ordinary
+//! WAL frames,
 //! ending with a SnapshotEnd frame. WAL files before the *previous* snapshot's barrier are
 //! deleted, so a fallback to it always finds its tail.
 
@@ -67,6 +68,9 @@ pub fn write(
     for s in &barrier.start {
         w.extend_from_slice(&s.to_le_bytes());
     }
+    // The barrier decides where replay resumes: a flipped bit there must not go unnoticed.
+    let crc = crc32fast::hash(&w);
+    w.extend_from_slice(&crc.to_le_bytes());
     body(&mut w)?;
     frame::encode_snapshot_end(&mut w, end.0, end.1);
     let path = dir.join(file_name(number));
@@ -124,7 +128,11 @@ fn parse_header(buf: &[u8], number: u64) -> Option<(Barrier, usize)> {
     let start = (0..shards)
         .map(|i| u32_at(24 + 4 * i))
         .collect::<Option<Vec<_>>>()?;
-    Some((Barrier { boot, start }, 24 + 4 * shards))
+    let end = 24 + 4 * shards;
+    if crc32fast::hash(buf.get(..end)?) != u32_at(end)? {
+        return None;
+    }
+    Some((Barrier { boot, start }, end + 4))
 }
 
 /// Newest valid snapshot, falling back past corrupt ones. `Err` when snapshots exist but none

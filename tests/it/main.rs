@@ -13,6 +13,7 @@ mod errors;
 mod hostile;
 mod idempotency;
 mod lifecycle;
+mod overload;
 mod probes;
 mod retention;
 mod segments;

@@ -101,3 +101,33 @@ fn barrier_covers_later_boots_and_later_files() {
     assert!(b.covers(5, 1, 0));
     assert!(b.covers(6, 0, 0));
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Random bytes, and random corruptions of a valid snapshot, never panic the loader and
+        /// never load as a valid snapshot unless untouched.
+        #[test]
+        fn loader_never_panics_or_accepts_corruption(
+            junk in prop::collection::vec(any::<u8>(), 0..300),
+            flip_at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let d = tmp("fuzz");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(file_name(1)), &junk).unwrap();
+            prop_assert!(load(&d, 1).is_none());
+            write_one(&d, 2, 42);
+            let p = d.join(file_name(2));
+            let mut bytes = std::fs::read(&p).unwrap();
+            let i = flip_at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            std::fs::write(&p, &bytes).unwrap();
+            prop_assert!(load(&d, 2).is_none(), "a flipped bit at {} was accepted", i);
+        }
+    }
+}
