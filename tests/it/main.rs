@@ -17,5 +17,6 @@ mod overload;
 mod probes;
 mod retention;
 mod segments;
+mod soak;
 mod transport;
 mod write;
