@@ -152,7 +152,8 @@ async fn start(
     let p = progress.clone();
     let data_dir = config.server.data_dir.clone();
     let ticker = spawn_replay_ticker(progress.clone());
-    let replayed = tokio::task::spawn_blocking(move || recover_dir(&data_dir, &p)).await;
+    let rfs = fs.clone();
+    let replayed = tokio::task::spawn_blocking(move || recover_dir(&*rfs, &data_dir, &p)).await;
     ticker.abort();
     let rec = replayed.map_err(|e| format!("recovery task failed: {e}"))??;
     let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);

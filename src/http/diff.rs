@@ -1,7 +1,7 @@
 //! `POST /v0/topics/:topic/diff` — cursor read with long-poll (contract §6).
 
 use super::body;
-use super::render::{json_bytes, ms, push_records, Include};
+use super::render::{json_bytes, ms, push_performance, push_records, Include};
 use super::topics::lookup_path;
 use super::AppState;
 use crate::error::ApiError;
@@ -126,8 +126,11 @@ fn render(topic: &str, r: &ReadResult, inc: Include, started: Instant) -> Vec<u8
     out.extend_from_slice(b",\"lag\":");
     push_u64(&mut out, r.lag);
     out.extend_from_slice(b",\"performance\":");
-    let perf = serde_json::json!({ "server_total_ms": ms(started), "records_scanned": r.scanned });
-    let _ = serde_json::to_writer(&mut out, &perf);
+    push_performance(
+        &mut out,
+        &[("server_total_ms", ms(started))],
+        Some(r.scanned),
+    );
     out.push(b'}');
     out
 }

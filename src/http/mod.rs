@@ -224,6 +224,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn readiness_reports_poisoned_storage_and_liveness_stays_up() {
+        use crate::storage::health::StoreError;
+        let health = StorageHealth::new();
+        let progress = Arc::new(ReplayProgress::default());
+        let state = AppState::new(Arc::new(Config::default()), progress, health.clone());
+        let app = router(state, None);
+        let (status, _, _) = call(&app, "GET", "/v0/ready").await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready before replay"
+        );
+        health.poison(&StoreError("shard 0: WAL fdatasync failed: EIO".into()));
+        let (status, retry, body) = call(&app, "GET", "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body["error"]["code"], "not_ready");
+        assert!(body["error"]["detail"]["storage_error"]
+            .as_str()
+            .unwrap()
+            .contains("EIO"));
+        let (status, _, _) = call(&app, "GET", "/v0/health").await;
+        assert_eq!(status, StatusCode::OK, "liveness is unaffected");
+    }
+
+    #[tokio::test]
     async fn health_is_up_during_replay() {
         let (app, _) = not_ready_app();
         for uri in ["/v0/health", "/healthz"] {

@@ -19,9 +19,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 /// 503 during replay, and after a storage failure (the process can still serve reads, but a
 /// load balancer should stop sending it writes).
 pub async fn ready(State(state): State<AppState>) -> Response {
-    if !state.is_ready() {
-        return ApiError::not_ready(state.inner.progress.fraction()).into_response();
-    }
+    // A storage failure outranks replay progress: it needs an operator, not patience.
     if state.inner.health.is_poisoned() {
         let err = state.inner.health.error();
         return ApiError::new(
@@ -29,8 +27,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             "not_ready",
             "storage failed; restart required",
         )
-        .with_detail(json!({ "replay_progress": 1.0, "storage_error": err.to_string() }))
+        .with_detail(json!({
+            "replay_progress": state.inner.progress.fraction(),
+            "storage_error": err.to_string()
+        }))
         .into_response();
+    }
+    if !state.is_ready() {
+        return ApiError::not_ready(state.inner.progress.fraction()).into_response();
     }
     let topics = state.registry().map_or(0, |r| r.len());
     json_value(

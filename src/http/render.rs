@@ -67,6 +67,26 @@ pub fn performance(started: Instant, extra: &[(&str, Value)]) -> Value {
     Value::Object(p)
 }
 
+/// Append a `performance` object of float fields (plus `records_scanned` when given) without
+/// building a `Value` — it is on every write and read response.
+pub fn push_performance(out: &mut Vec<u8>, fields: &[(&str, f64)], records_scanned: Option<u64>) {
+    out.push(b'{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        crate::model::json::push_str(out, k);
+        out.push(b':');
+        // serde_json writes finite floats exactly as it would inside a Value.
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
+    if let Some(n) = records_scanned {
+        out.extend_from_slice(b",\"records_scanned\":");
+        crate::model::json::push_u64(out, n);
+    }
+    out.push(b'}');
+}
+
 /// A JSON response from already-rendered bytes.
 pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
@@ -113,5 +133,20 @@ mod tests {
             json!({"$seq":7,"$ts":-1,"$node":"n\"1","$tag":"t","data":{"a":[1,2]}})
         );
         assert_eq!(v.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn performance_renders_as_the_value_would() {
+        let mut out = Vec::new();
+        push_performance(
+            &mut out,
+            &[("server_total_ms", 0.25), ("fsync_ms", 0.0)],
+            Some(7),
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({ "server_total_ms": 0.25, "fsync_ms": 0.0, "records_scanned": 7 })
+        );
     }
 }

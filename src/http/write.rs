@@ -1,7 +1,7 @@
 //! `POST /v0/topics/:topic` — atomic append of a batch (contract §5).
 
 use super::body::{self, query_bool};
-use super::render::{json_bytes, ms};
+use super::render::{json_bytes, ms, push_performance};
 use super::topics::{query_pairs, resolve_config, topic_path};
 use super::AppState;
 use crate::error::ApiError;
@@ -208,13 +208,17 @@ fn render(
     });
     out.extend_from_slice(b",\"performance\":");
     // Deduped responses carry only server_total_ms (§5.4).
-    let perf = if ok.deduped {
-        serde_json::json!({ "server_total_ms": ms(started) })
+    let total = ("server_total_ms", ms(started));
+    if ok.deduped {
+        push_performance(&mut out, &[total], None);
     } else {
-        serde_json::json!({ "server_total_ms": ms(started),
-            "wal_append_ms": ok.wal_append_ms, "fsync_ms": ok.fsync_ms })
-    };
-    let _ = serde_json::to_writer(&mut out, &perf);
+        let fields = [
+            total,
+            ("wal_append_ms", ok.wal_append_ms),
+            ("fsync_ms", ok.fsync_ms),
+        ];
+        push_performance(&mut out, &fields, None);
+    }
     out.push(b'}');
     out
 }

@@ -22,6 +22,8 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
     fn sync_file(&self, path: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Cut a file to `len` bytes and fsync it (recovery of a torn tail).
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// fsync a directory, making creations, renames and removals in it durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
@@ -82,6 +84,12 @@ impl Fs for RealFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.set_len(len)?;
+        f.sync_all()
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

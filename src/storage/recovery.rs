@@ -10,7 +10,6 @@
 use super::frame::{self, DecodeError, FileHeader, Frame, FILE_HEADER_LEN};
 use super::fs::Fs;
 use super::snapshot::Barrier;
-use super::sync_dir;
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +87,7 @@ fn list_files(dir: &Path) -> Result<Vec<(WalFileId, PathBuf, u64)>, String> {
 /// Replay every WAL file in `dir` (only those after `after`, a snapshot's barrier, if given),
 /// handing each valid frame to `apply` in order.
 pub fn replay(
+    fs: &dyn Fs,
     dir: &Path,
     after: Option<&Barrier>,
     progress: &ReplayProgress,
@@ -126,7 +126,7 @@ pub fn replay(
                 .store(base + offset as u64, Ordering::Relaxed);
             apply(f)
         };
-        let (frames, truncated) = replay_file(&buf, path, is_tail, &mut on_frame)?;
+        let (frames, truncated) = replay_file(fs, &buf, path, is_tail, &mut on_frame)?;
         summary.files += 1;
         summary.frames += frames;
         summary.truncated_bytes += truncated;
@@ -156,6 +156,7 @@ pub fn remove_before(fs: &dyn Fs, dir: &Path, barrier: &Barrier) -> Result<usize
 
 /// Returns (frames applied, bytes truncated).
 fn replay_file(
+    fs: &dyn Fs,
     buf: &Bytes,
     path: &Path,
     is_tail: bool,
@@ -164,9 +165,11 @@ fn replay_file(
     if let Err(e) = FileHeader::decode(buf) {
         if is_tail && (e == DecodeError::Truncated || buf.len() < FILE_HEADER_LEN) {
             tracing::warn!(file = %path.display(), "removing WAL file torn during creation");
-            std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            fs.remove(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             if let Some(parent) = path.parent() {
-                sync_dir(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                fs.sync_dir(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
             return Ok((0, buf.len() as u64));
         }
@@ -188,7 +191,8 @@ fn replay_file(
                 let cut = buf.len() - at;
                 tracing::warn!(file = %path.display(), offset = at, bytes = cut, error = ?e,
                     "truncating torn WAL tail");
-                truncate(path, at as u64)?;
+                fs.truncate(path, at as u64)
+                    .map_err(|e| format!("truncate {}: {e}", path.display()))?;
                 return Ok((frames, cut as u64));
             }
             Err(e) => {
@@ -201,17 +205,6 @@ fn replay_file(
         }
     }
     Ok((frames, 0))
-}
-
-fn truncate(path: &Path, len: u64) -> Result<(), String> {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.set_len(len)
-        .map_err(|e| format!("truncate {}: {e}", path.display()))?;
-    f.sync_all()
-        .map_err(|e| format!("sync {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -247,11 +240,17 @@ mod tests {
 
     fn ceilings(dir: &Path) -> Result<(Vec<u64>, ReplaySummary), String> {
         let mut seen = Vec::new();
-        let s = replay(dir, None, &ReplayProgress::default(), |f| {
-            if let Frame::Reserve { ceiling, .. } = f {
-                seen.push(ceiling)
-            }
-        })?;
+        let s = replay(
+            &crate::storage::fs::RealFs,
+            dir,
+            None,
+            &ReplayProgress::default(),
+            |f| {
+                if let Frame::Reserve { ceiling, .. } = f {
+                    seen.push(ceiling)
+                }
+            },
+        )?;
         Ok((seen, s))
     }
 

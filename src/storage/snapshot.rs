@@ -79,7 +79,7 @@ pub fn write(
 }
 
 /// Snapshot numbers present, ascending; removes leftover temp files of interrupted writes.
-pub fn list(dir: &Path) -> std::io::Result<Vec<u64>> {
+pub fn list(fs: &dyn Fs, dir: &Path) -> std::io::Result<Vec<u64>> {
     let mut numbers = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -90,7 +90,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<u64>> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
-            std::fs::remove_file(entry.path())?;
+            fs.remove(&entry.path())?;
         } else if let Some(n) = name.strip_suffix(".snap").and_then(|s| s.parse().ok()) {
             numbers.push(n);
         }
@@ -137,8 +137,8 @@ fn parse_header(buf: &[u8], number: u64) -> Option<(Barrier, usize)> {
 
 /// Newest valid snapshot, falling back past corrupt ones. `Err` when snapshots exist but none
 /// is valid: the WAL before them may be gone, so starting would silently lose state.
-pub fn load_latest(dir: &Path) -> Result<Option<Snapshot>, String> {
-    let numbers = list(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+pub fn load_latest(fs: &dyn Fs, dir: &Path) -> Result<Option<Snapshot>, String> {
+    let numbers = list(fs, dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     for &n in numbers.iter().rev() {
         match load(dir, n) {
             Some(s) => return Ok(Some(s)),
@@ -160,7 +160,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Snapshot>, String> {
 
 /// Keep the newest two snapshots; return the older kept one's barrier (WAL before it may go).
 pub fn prune(fs: &dyn Fs, dir: &Path) -> std::io::Result<Option<Barrier>> {
-    let numbers = list(dir)?;
+    let numbers = list(fs, dir)?;
     if numbers.len() < 2 {
         return Ok(None);
     }

@@ -240,6 +240,7 @@ impl RecoveryBuilder {
 /// Rebuild every topic from the data dir: the newest valid snapshot, then the WAL tail after
 /// its barrier. Returns the topics, the next topic id, what replay saw, and the snapshot number.
 pub fn recover_dir(
+    fs: &dyn crate::storage::fs::Fs,
     data_dir: &std::path::Path,
     progress: &crate::storage::recovery::ReplayProgress,
 ) -> Result<Recovered, String> {
@@ -248,8 +249,8 @@ pub fn recover_dir(
         segments_dir: Some(crate::storage::segment::dir(data_dir)),
         ..RecoveryBuilder::default()
     };
-    remove_partial_segments(&crate::storage::segment::dir(data_dir))?;
-    let snap = snapshot::load_latest(&snapshot::dir(data_dir))?;
+    remove_partial_segments(fs, &crate::storage::segment::dir(data_dir))?;
+    let snap = snapshot::load_latest(fs, &snapshot::dir(data_dir))?;
     let barrier = snap.as_ref().map(|s| s.barrier.clone());
     let snapshot_number = snap.as_ref().map_or(0, |s| s.number);
     for f in snap.map(|s| s.frames).unwrap_or_default() {
@@ -257,7 +258,7 @@ pub fn recover_dir(
     }
     let mut failure = None;
     let wal = crate::storage::wal_dir(data_dir);
-    let summary = recovery::replay(&wal, barrier.as_ref(), progress, |frame| {
+    let summary = recovery::replay(fs, &wal, barrier.as_ref(), progress, |frame| {
         if failure.is_none() {
             failure = builder.apply(frame).err();
         }
@@ -288,13 +289,16 @@ pub struct Recovered {
 }
 
 /// A `.seg.tmp` is a seal interrupted by a crash: its records are still in the WAL.
-fn remove_partial_segments(dir: &std::path::Path) -> Result<(), String> {
+fn remove_partial_segments(
+    fs: &dyn crate::storage::fs::Fs,
+    dir: &std::path::Path,
+) -> Result<(), String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for e in entries.filter_map(Result::ok) {
         if e.file_name().to_string_lossy().ends_with(".seg.tmp") {
-            match std::fs::remove_file(e.path()) {
+            match fs.remove(&e.path()) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                     return Err(format!("{}: {err}", e.path().display()))
                 }

@@ -52,9 +52,9 @@ impl Harness {
         dir: PathBuf,
         clock: Arc<ManualClock>,
         fs: Arc<dyn Fs>,
-    ) -> std::io::Result<Harness> {
+    ) -> Result<Harness, String> {
         let wal_dir = crate::storage::wal_dir(&dir);
-        let rec = recover_dir(&dir, &ReplayProgress::default()).unwrap();
+        let rec = recover_dir(&*fs, &dir, &ReplayProgress::default())?;
         let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
         let opts = WalOptions {
             dir: wal_dir,
@@ -66,7 +66,7 @@ impl Harness {
             sync_interval: Duration::from_millis(5),
             fs: fs.clone(),
         };
-        let wal = Wal::start(opts, StorageHealth::new())?;
+        let wal = Wal::start(opts, StorageHealth::new()).map_err(|e| e.to_string())?;
         let ctx = Arc::new(TopicCtx {
             wal: wal.clone(),
             clock: clock.clone(),

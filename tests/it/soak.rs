@@ -29,6 +29,8 @@ struct Oracle {
     attempted: BTreeSet<String>,
     /// `disk` records a kill took (an un-written tail each time).
     d_lost: u64,
+    /// A delete got no answer this cycle (the kill hit it): it may or may not have happened.
+    delete_in_doubt: bool,
 }
 
 fn post(addr: std::net::SocketAddr, path: &str, body: &Value) -> Option<Value> {
@@ -99,9 +101,12 @@ fn load(addr: std::net::SocketAddr, cycle: u64, stop: &AtomicBool, o: &std::sync
         sc.spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(15));
-                if let Some(r) = post(addr, "/v0/topics/f/delete", &json!({ "match": "del" })) {
-                    let mut o = o.lock().unwrap();
-                    o.deleted_upto = o.deleted_upto.max(r["head_seq"].as_u64().unwrap());
+                match post(addr, "/v0/topics/f/delete", &json!({ "match": "del" })) {
+                    Some(r) => {
+                        let mut o = o.lock().unwrap();
+                        o.deleted_upto = o.deleted_upto.max(r["head_seq"].as_u64().unwrap());
+                    }
+                    None => o.lock().unwrap().delete_in_doubt = true,
                 }
             }
         });
@@ -120,11 +125,25 @@ fn stored(s: &Server, topic: &str) -> BTreeMap<u64, Value> {
     out
 }
 
-/// Check the oracle; returns the `disk` seqs this kill took (they stay lost).
-fn verify(s: &Server, o: &Oracle, cycle: u64) -> Vec<u64> {
+/// Check the oracle; returns the `disk` seqs this kill took (they stay lost) and the "del"
+/// records an unanswered delete took.
+fn verify(s: &Server, o: &Oracle, cycle: u64) -> (Vec<u64>, Vec<u64>) {
     let f = stored(s, "f");
+    // An unanswered delete may have removed any "del" record acknowledged before the kill.
+    let maybe_upto = if o.delete_in_doubt {
+        o.f.keys().last().copied().unwrap_or(0)
+    } else {
+        0
+    };
+    let mut doubtful_gone = Vec::new();
     for (seq, data) in &o.f {
         let deleted = o.f_del.contains(seq) && *seq <= o.deleted_upto;
+        if o.f_del.contains(seq) && *seq <= maybe_upto && !deleted {
+            if !f.contains_key(seq) {
+                doubtful_gone.push(*seq);
+            }
+            continue;
+        }
         if deleted {
             assert!(
                 !f.contains_key(seq),
@@ -140,7 +159,7 @@ fn verify(s: &Server, o: &Oracle, cycle: u64) -> Vec<u64> {
     }
     let d = stored(s, "d");
     let missing: Vec<u64> = o.d.keys().filter(|k| !d.contains_key(k)).copied().collect();
-    let last_present = d.keys().filter(|k| o.d.contains_key(k)).last();
+    let last_present = d.keys().rev().find(|k| o.d.contains_key(k));
     if let (Some(first_missing), Some(last_present)) = (missing.first(), last_present) {
         assert!(
             first_missing > last_present,
@@ -158,7 +177,7 @@ fn verify(s: &Server, o: &Oracle, cycle: u64) -> Vec<u64> {
             "cycle {cycle}: seq {seq} invented {data}"
         );
     }
-    missing
+    (missing, doubtful_gone)
 }
 
 #[test]
@@ -195,10 +214,15 @@ fn kill9_soak_never_loses_acked_fsync_writes_or_reissues_seqs() {
         }
         s.start_again();
         let mut o = o.lock().unwrap();
-        for seq in verify(&s, &o, cycle) {
+        let (lost, deleted) = verify(&s, &o, cycle);
+        for seq in lost {
             o.d.remove(&seq);
             o.d_lost += 1;
         }
+        for seq in deleted {
+            o.f.remove(&seq);
+        }
+        o.delete_in_doubt = false;
         // No seq is ever reissued: the next write lands above everything acknowledged.
         for topic in ["f", "d"] {
             let probe = format!("probe-{cycle}-{topic}");

@@ -58,6 +58,7 @@ pub enum Op {
     Rename,
     Remove,
     SyncDir,
+    Truncate,
 }
 
 #[derive(Debug)]
@@ -292,6 +293,14 @@ impl Fs for FaultFs {
         });
         st.log.push((Op::Remove, path.to_path_buf()));
         RealFs.remove(path)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        // Truncate-and-fsync is durable when it returns; a cut before it changes nothing.
+        let mut st = self.step()?;
+        st.pending.remove(path);
+        st.log.push((Op::Truncate, path.to_path_buf()));
+        RealFs.truncate(path, len)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

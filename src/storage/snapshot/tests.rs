@@ -27,7 +27,7 @@ fn write_one(dir: &Path, n: u64, ceiling: u64) {
 fn round_trips_with_barrier_and_end_marker() {
     let d = tmp("rt");
     write_one(&d, 3, 77);
-    let s = load_latest(&d).unwrap().unwrap();
+    let s = load_latest(&RealFs, &d).unwrap().unwrap();
     assert_eq!((s.number, s.barrier.clone()), (3, barrier(3)));
     assert_eq!(
         s.frames[0],
@@ -54,7 +54,11 @@ fn a_torn_newest_snapshot_falls_back_to_the_previous() {
     let bytes = std::fs::read(&p).unwrap();
     for cut in [bytes.len() - 1, bytes.len() - 20, 30, 5] {
         std::fs::write(&p, &bytes[..cut]).unwrap();
-        assert_eq!(load_latest(&d).unwrap().unwrap().number, 1, "cut at {cut}");
+        assert_eq!(
+            load_latest(&RealFs, &d).unwrap().unwrap().number,
+            1,
+            "cut at {cut}"
+        );
     }
 }
 
@@ -67,7 +71,7 @@ fn no_valid_snapshot_refuses_to_start() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&p, bytes).unwrap();
-    assert!(load_latest(&d).is_err());
+    assert!(load_latest(&RealFs, &d).is_err());
 }
 
 #[test]
@@ -75,7 +79,7 @@ fn temp_files_of_interrupted_writes_are_ignored_and_removed() {
     let d = tmp("tmpfile");
     write_one(&d, 1, 10);
     std::fs::write(d.join("00000000000000000002.snap.tmp"), b"partial").unwrap();
-    assert_eq!(load_latest(&d).unwrap().unwrap().number, 1);
+    assert_eq!(load_latest(&RealFs, &d).unwrap().unwrap().number, 1);
     assert!(!d.join("00000000000000000002.snap.tmp").exists());
 }
 
@@ -86,7 +90,7 @@ fn prune_keeps_two_and_reports_the_older_barrier() {
         write_one(&d, n, n * 10);
     }
     assert_eq!(prune(&RealFs, &d).unwrap(), Some(barrier(3)));
-    assert_eq!(list(&d).unwrap(), vec![3, 4]);
+    assert_eq!(list(&RealFs, &d).unwrap(), vec![3, 4]);
 }
 
 #[test]
