@@ -122,19 +122,17 @@ impl Harness {
 
     /// Stop like a crash (no final frames or snapshot) and hand back the data dir.
     pub async fn crash(self) -> PathBuf {
-        self.registry.stop_all().await;
-        drop(self.checkpointer);
-        drop(self.registry);
-        let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || wal.shutdown())
-            .await
-            .unwrap();
-        self.dir
+        self.stop(false).await.0
     }
 
     /// Stop and replay. `graceful` writes final heads first; otherwise it is a process crash
     /// that keeps the page cache (every frame handed to the WAL is written).
     pub async fn restart(self, graceful: bool) -> Harness {
+        let (dir, clock, fs) = self.stop(graceful).await;
+        Harness::start_with_fs(dir, clock, fs)
+    }
+
+    async fn stop(self, graceful: bool) -> (PathBuf, Arc<ManualClock>, Arc<dyn Fs>) {
         if graceful {
             self.registry.finalize_all().await;
         } else {
@@ -148,6 +146,6 @@ impl Harness {
         tokio::task::spawn_blocking(move || wal.shutdown())
             .await
             .unwrap();
-        Harness::start_with_fs(self.dir, self.clock, self.fs)
+        (self.dir, self.clock, self.fs)
     }
 }

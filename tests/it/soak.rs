@@ -223,6 +223,9 @@ fn kill9_soak_never_loses_acked_fsync_writes_or_reissues_seqs() {
             o.f.remove(&seq);
         }
         o.delete_in_doubt = false;
+        if cycle % 50 == 49 {
+            eprintln!("soak: {} cycles done", cycle + 1);
+        }
         // No seq is ever reissued: the next write lands above everything acknowledged.
         for topic in ["f", "d"] {
             let probe = format!("probe-{cycle}-{topic}");
