@@ -388,51 +388,56 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
                 head_seq: r.u64()?,
             },
         },
-        KIND_SEGMENT => {
-            let (first_seq, front_seq, live_count, live_bytes) =
-                (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
-            let gen = r.u32()?;
-            let n = r.u32()? as usize;
-            if n > r.remaining() / 8 {
-                return None;
-            }
-            let deleted = (0..n).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
-            Frame::Segment {
-                topic_id,
-                seg: SegmentRef {
-                    first_seq,
-                    gen,
-                    front_seq,
-                    live_count,
-                    live_bytes,
-                    deleted,
-                },
-            }
-        }
+        KIND_SEGMENT => Frame::Segment {
+            topic_id,
+            seg: decode_segment_ref(&mut r)?,
+        },
         KIND_SNAPSHOT_END => Frame::SnapshotEnd {
             next_topic_id: r.u64()?,
             topics: r.u64()?,
         },
         KIND_DELETE_RECORDS => {
             let bound = r.u64()?;
-            let kind = r.u8()?;
-            let value = r.string16()?;
-            let pred = match kind {
-                PRED_NONE if value.is_empty() => None,
-                PRED_EQ => Some(TagPredicate::Eq(value)),
-                PRED_PREFIX => Some(TagPredicate::Prefix(value)),
-                _ => return None,
-            };
             Frame::DeleteRecords {
                 topic_id,
                 bound,
-                pred,
+                pred: decode_predicate(&mut r)?,
             }
         }
         _ => return None,
     };
     // Trailing garbage inside a checksummed body means a writer bug or a forged frame.
     (r.pos == body.len()).then_some(frame)
+}
+
+fn decode_segment_ref(r: &mut Reader<'_>) -> Option<SegmentRef> {
+    let (first_seq, front_seq, live_count, live_bytes) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+    let gen = r.u32()?;
+    let n = r.u32()? as usize;
+    if n > r.remaining() / 8 {
+        return None;
+    }
+    let deleted = (0..n).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
+    Some(SegmentRef {
+        first_seq,
+        gen,
+        front_seq,
+        live_count,
+        live_bytes,
+        deleted,
+    })
+}
+
+/// `Some(None)`: delete everything below the bound; `None`: malformed.
+fn decode_predicate(r: &mut Reader<'_>) -> Option<Option<TagPredicate>> {
+    let kind = r.u8()?;
+    let value = r.string16()?;
+    match kind {
+        PRED_NONE if value.is_empty() => Some(None),
+        PRED_EQ => Some(Some(TagPredicate::Eq(value))),
+        PRED_PREFIX => Some(Some(TagPredicate::Prefix(value))),
+        _ => None,
+    }
 }
 
 fn decode_append(r: &mut Reader<'_>, topic_id: u64) -> Option<AppendFrame> {

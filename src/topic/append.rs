@@ -79,28 +79,13 @@ impl Actor {
             }
         }
         let t0 = Instant::now();
-        let mut wait = None;
-        if class.uses_wal() {
-            let key = req.idempotency_key.as_deref();
-            let size: usize = req
-                .records
-                .iter()
-                .map(|r| r.payload_bytes() as usize + 16)
-                .sum();
-            let mut buf = Vec::with_capacity(64 + size);
-            frame::encode_append(&mut buf, self.id, first, ts, key, &req.records);
-            match self.ctx.wal.submit(self.shard, buf, commit_for(class)) {
-                Ok(rx) => wait = rx,
-                Err(SubmitError::Full) => {
-                    let _ = reply.send(Err(TopicError::Throttled));
-                    return;
-                }
-                Err(SubmitError::Failed(e)) => {
-                    let _ = reply.send(Err(TopicError::Storage(e)));
-                    return;
-                }
+        let wait = match self.submit_append(&req, first, ts) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
             }
-        }
+        };
         let wal_append_ms = if class.uses_wal() { ms_since(t0) } else { 0.0 };
         self.assigned_seq = last;
         self.last_ts = ts;
@@ -128,6 +113,35 @@ impl Actor {
             submitted,
         });
         self.publish_ready();
+    }
+
+    /// Encode the batch as one Append frame and hand it to the topic's WAL shard (nothing for
+    /// `ephemeral`); the receiver resolves at the covering sync for class `fsync`.
+    fn submit_append(
+        &self,
+        req: &AppendRequest,
+        first: u64,
+        ts: i64,
+    ) -> Result<Option<oneshot::Receiver<SyncResult>>, TopicError> {
+        let class = self.config.durability;
+        if !class.uses_wal() {
+            return Ok(None);
+        }
+        let size: usize = req
+            .records
+            .iter()
+            .map(|r| r.payload_bytes() as usize + 16)
+            .sum();
+        let mut buf = Vec::with_capacity(64 + size);
+        let key = req.idempotency_key.as_deref();
+        frame::encode_append(&mut buf, self.id, first, ts, key, &req.records);
+        self.ctx
+            .wal
+            .submit(self.shard, buf, commit_for(class))
+            .map_err(|e| match e {
+                SubmitError::Full => TopicError::Throttled,
+                SubmitError::Failed(e) => TopicError::Storage(e),
+            })
     }
 
     /// Make sure a reservation covering `last` is durable or on its way; top up ahead of
