@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const CONFIG: &str = "[storage]\nsegment_seal_records = 200\nsnapshot_wal_bytes = 32768\nsnapshot_check_interval_ms = 20\n";
+const CONFIG: &str = "[storage]\nsegment_seal_records = 2000\nsnapshot_wal_bytes = 262144\nsnapshot_check_interval_ms = 50\n";
 
 #[derive(Default)]
 struct Oracle {
