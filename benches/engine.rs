@@ -24,15 +24,7 @@ fn draft(i: usize) -> RecordDraft {
 }
 
 fn limits() -> WriteLimits {
-    WriteLimits {
-        max_batch_records: 10_000,
-        max_record_bytes: 1 << 20,
-        max_meta_bytes: 16_384,
-        max_meta_keys: 64,
-        max_tag_bytes: 256,
-        max_node_bytes: 128,
-        max_idempotency_key_bytes: 256,
-    }
+    topics::config::Config::default().limits.write_limits()
 }
 
 fn validation(c: &mut Criterion) {

@@ -305,6 +305,21 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl LimitsConfig {
+    /// The per-record write rules these limits configure.
+    pub fn write_limits(&self) -> crate::model::record::WriteLimits {
+        crate::model::record::WriteLimits {
+            max_batch_records: self.max_batch_records,
+            max_record_bytes: self.max_record_bytes,
+            max_meta_bytes: self.max_meta_bytes,
+            max_meta_keys: self.max_meta_keys,
+            max_tag_bytes: self.max_tag_bytes,
+            max_node_bytes: self.max_node_bytes,
+            max_idempotency_key_bytes: self.max_idempotency_key_bytes,
+        }
+    }
+}
+
 impl Config {
     /// Parse a TOML document; the error names the offending key (toml's message does).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {

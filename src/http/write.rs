@@ -7,7 +7,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::model::json::{push_str, push_u64};
 use crate::model::name::is_valid_topic_name;
-use crate::model::record::{RecordDraft, RecordInput, WriteLimits};
+use crate::model::record::{RecordDraft, RecordInput};
 use crate::model::topic_config::TopicConfigInput;
 use crate::topic::{AppendOk, AppendRequest, TopicHandle};
 use axum::body::Body;
@@ -92,23 +92,10 @@ pub async fn write(
     ))
 }
 
-fn limits(state: &AppState) -> WriteLimits {
-    let l = &state.config().limits;
-    WriteLimits {
-        max_batch_records: l.max_batch_records,
-        max_record_bytes: l.max_record_bytes,
-        max_meta_bytes: l.max_meta_bytes,
-        max_meta_keys: l.max_meta_keys,
-        max_tag_bytes: l.max_tag_bytes,
-        max_node_bytes: l.max_node_bytes,
-        max_idempotency_key_bytes: l.max_idempotency_key_bytes,
-    }
-}
-
 fn check(state: &AppState, bytes: &Bytes, headers: &HeaderMap) -> Result<CheckedWrite, ApiError> {
     let text = body::as_json_text(bytes)?;
     let wb: WriteBody<'_> = body::parse(text)?;
-    let lim = limits(state);
+    let lim = state.config().limits.write_limits();
     lim.check_batch_len(wb.records.len())?;
     if let Some(node) = &wb.node {
         lim.check_node(node, "node")?;
