@@ -300,6 +300,21 @@ struct Writer {
 /// Largest group written at once; bounds the buffer and the latency of one write.
 const GROUP_BYTES_MAX: usize = 16 << 20;
 
+/// How long a group that starts with a frame nobody waits for (`disk`, `memory`) stays open
+/// before its write. Their acks never wait for the write, so this costs no latency; it widens
+/// the window in which a process kill can take a not-yet-written tail by about as much.
+const LINGER: Duration = Duration::from_micros(200);
+
+fn waits_for_sync(m: &Msg) -> bool {
+    matches!(
+        m,
+        Msg::Frame {
+            commit: Commit::Wait,
+            ..
+        }
+    )
+}
+
 impl Writer {
     fn run(mut self) {
         loop {
@@ -313,7 +328,15 @@ impl Writer {
             match first {
                 Msg::Stop(done) => stop = Some(done),
                 Msg::Rotate(done) => barrier = Some(done),
-                m => group.push(m),
+                m => {
+                    if !waits_for_sync(&m) {
+                        // Nobody waits for this frame: let more arrive so one write()
+                        // carries many. Sleeping (not blocking on the channel) also spares
+                        // every submitter in the meantime a futex wake-up.
+                        std::thread::sleep(LINGER);
+                    }
+                    group.push(m)
+                }
             }
             let mut bytes = 0usize;
             while stop.is_none() && barrier.is_none() && bytes < GROUP_BYTES_MAX {
