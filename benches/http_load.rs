@@ -5,7 +5,8 @@
 //! `cargo bench --bench http_load` runs the default cells; env knobs:
 //! `CELLS` (comma-separated `class:batch` for writes, `diff:limit` for reads; default
 //! `ephemeral:1,disk:1,fsync:1,disk:100,fsync:100,diff:1000`), `CONNS` (16), `DUR` (seconds
-//! per cell, 4), `READ_N` (records prefilled for diff cells, 200000).
+//! per cell, 4), `READ_N` (records prefilled for diff cells, 200000), `ADDR` (load a server
+//! that is already running instead of starting one; `SERVER_PID` for its CPU column).
 //!
 //! Each cell reports records/s, latency percentiles and the CPU the server and this generator
 //! used, as a share of one core: on a 2-core machine the two compete, and a rate means little
@@ -50,30 +51,59 @@ fn main() {
     let read_n: u64 = env_or("READ_N", "200000").parse().expect("READ_N");
 
     let dir = std::env::temp_dir().join(format!("topics-http-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (server, _) = Server::start(&dir);
+    let target = Target::new(&dir);
     println!(
-        "{conns} connections, {} s per cell, server pid {}",
+        "{conns} connections, {} s per cell, server {} pid {}",
         dur.as_secs(),
-        server.pid()
+        target.addr,
+        target.pid
     );
     println!("| cell | records/s | requests/s | p50 ms | p99 ms | failed | srv CPU% | gen CPU% |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for cell in cells.split(',').map(str::trim).filter(|c| !c.is_empty()) {
         let (kind, n) = cell.split_once(':').expect("cell is kind:number");
         let n: u64 = n.parse().expect("cell number");
-        let work = prepare(server.addr, kind, n, read_n);
-        let srv0 = cpu_seconds(server.pid());
+        let work = prepare(target.addr, kind, n, read_n);
+        let srv0 = cpu_seconds(target.pid);
         let gen0 = cpu_seconds(std::process::id());
         let t0 = Instant::now();
-        let tally = drive(server.addr, &work, conns, dur);
+        let tally = drive(target.addr, &work, conns, dur);
         let wall = t0.elapsed().as_secs_f64();
-        let srv = 100.0 * (cpu_seconds(server.pid()) - srv0) / wall;
+        let srv = 100.0 * (cpu_seconds(target.pid) - srv0) / wall;
         let gen = 100.0 * (cpu_seconds(std::process::id()) - gen0) / wall;
         report(cell, n, &tally, wall, srv, gen);
     }
-    server.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(server) = target.owned {
+        server.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The server under load: one this bench started, or (env `ADDR`, optional `SERVER_PID` for
+/// its CPU figure) one already running — under a profiler, say.
+struct Target {
+    addr: SocketAddr,
+    pid: u32,
+    owned: Option<Server>,
+}
+
+impl Target {
+    fn new(dir: &std::path::Path) -> Target {
+        if let Ok(addr) = std::env::var("ADDR") {
+            return Target {
+                addr: addr.parse().expect("ADDR is host:port"),
+                pid: env_or("SERVER_PID", "0").parse().expect("SERVER_PID"),
+                owned: None,
+            };
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        let (server, _) = Server::start(dir);
+        Target {
+            addr: server.addr,
+            pid: server.pid(),
+            owned: Some(server),
+        }
+    }
 }
 
 /// Creates the cell's topic (prefilling it for diff cells) and returns the request to repeat.

@@ -5,12 +5,15 @@
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 /// Past the cap we still read (and drop) this much more so the client gets the 413.
 const DRAIN_MAX_BYTES: u64 = 1 << 30;
+
+/// Largest body buffer reserved up front from `Content-Length`.
+const PRESIZE_MAX: u64 = 256 << 10;
 
 /// Read the whole body within `max` bytes. `empty_as_object` turns an empty body into `{}`
 /// without needing a content type (PUT topic, diff).
@@ -28,7 +31,7 @@ pub async fn read_json(
         drain(body, 0).await;
         return Err(ApiError::payload_too_large(max));
     }
-    let bytes = collect(body, max).await?;
+    let bytes = collect(body, max, declared.unwrap_or(0)).await?;
     if bytes.is_empty() && empty_as_object {
         return Ok(Bytes::from_static(b"{}"));
     }
@@ -46,8 +49,11 @@ pub async fn read_json(
     Ok(bytes)
 }
 
-async fn collect(mut body: Body, max: u64) -> Result<Bytes, ApiError> {
-    let mut buf = BytesMut::new();
+/// Copies the body into one buffer of its own, sized from `Content-Length` (up to
+/// `PRESIZE_MAX`, so a claimed length alone reserves little): the frames are slices of
+/// hyper's connection read buffer, and stored records keep their body alive.
+async fn collect(mut body: Body, max: u64, declared: u64) -> Result<Bytes, ApiError> {
+    let mut buf = Vec::with_capacity(declared.min(max).min(PRESIZE_MAX) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame
             .map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
@@ -59,7 +65,7 @@ async fn collect(mut body: Body, max: u64) -> Result<Bytes, ApiError> {
             buf.extend_from_slice(&data);
         }
     }
-    Ok(buf.freeze())
+    Ok(Bytes::from(buf))
 }
 
 async fn drain(mut body: Body, mut seen: u64) {

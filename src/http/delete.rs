@@ -7,10 +7,9 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::model::predicate::TagPredicate;
 use crate::topic::DeleteRequest;
-use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,13 +25,16 @@ struct DeleteBody {
 pub async fn delete_records(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // Taken apart, not extracted: the `HeaderMap` extractor clones every header.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
+    state.registry()?; // 503 during replay, before any other check
     let topic = lookup_path(path);
     let max = state.config().limits.max_body_bytes;
-    let b: DeleteBody = body::json(&headers, body, max, false).await?;
+    let b: DeleteBody = body::json(headers, body, max, false).await?;
     let pred = match &b.pred {
         None | Some(Value::Null) => None,
         Some(v) => Some(TagPredicate::parse(v).map_err(ApiError::invalid)?),

@@ -7,10 +7,9 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::model::json::{push_str, push_u64};
 use crate::topic::{ReadRequest, ReadResult};
-use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -36,13 +35,16 @@ struct DiffBody {
 pub async fn diff(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // Taken apart, not extracted: the `HeaderMap` extractor clones every header.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
+    state.registry()?; // 503 during replay, before any other check
     let topic = lookup_path(path);
     let max = state.config().limits.max_body_bytes;
-    let b: DiffBody = body::json(&headers, body, max, true).await?;
+    let b: DiffBody = body::json(headers, body, max, true).await?;
     let req = read_request(&state, &b);
     let inc = Include {
         tags: b.include_tags.unwrap_or(false),

@@ -3,7 +3,7 @@
 use crate::model::json::{push_i64, push_str, push_u64};
 use crate::model::record::Record;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -67,18 +67,19 @@ pub fn performance(started: Instant, extra: &[(&str, Value)]) -> Value {
     Value::Object(p)
 }
 
-/// Append a `performance` object of float fields (plus `records_scanned` when given) without
-/// building a `Value` — it is on every write and read response.
+/// Append a `performance` object of millisecond fields (plus `records_scanned` when given)
+/// without building a `Value` — it is on every write and read response.
 pub fn push_performance(out: &mut Vec<u8>, fields: &[(&str, f64)], records_scanned: Option<u64>) {
     out.push(b'{');
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        crate::model::json::push_str(out, k);
-        out.push(b':');
-        // serde_json writes finite floats exactly as it would inside a Value.
-        let _ = serde_json::to_writer(&mut *out, v);
+        // Keys are our own field names: nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        crate::model::json::push_millis(out, *v);
     }
     if let Some(n) = records_scanned {
         out.extend_from_slice(b",\"records_scanned\":");
@@ -89,7 +90,10 @@ pub fn push_performance(out: &mut Vec<u8>, fields: &[(&str, f64)], records_scann
 
 /// A JSON response from already-rendered bytes.
 pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut resp = (status, body).into_response();
+    // Built directly: `(status, Vec<u8>).into_response()` would first set an
+    // `application/octet-stream` type for this to overwrite.
+    let mut resp = Response::new(axum::body::Body::from(body));
+    *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

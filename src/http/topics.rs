@@ -7,10 +7,9 @@ use crate::error::ApiError;
 use crate::model::name::is_valid_topic_name;
 use crate::model::topic_config::{TopicConfig, TopicConfigInput, TopicType};
 use crate::topic::TopicState;
-use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -49,13 +48,16 @@ pub fn resolve_config(input: TopicConfigInput, topic: &str) -> Result<TopicConfi
 pub async fn put(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // Taken apart, not extracted: the `HeaderMap` extractor clones every header.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
+    state.registry()?; // 503 during replay, before any other check
     let topic = topic_path(path)?;
     let max = state.config().limits.max_body_bytes;
-    let input: TopicConfigInput = body::json(&headers, body, max, true).await?;
+    let input: TopicConfigInput = body::json(headers, body, max, true).await?;
     if !is_valid_topic_name(&topic) {
         return Err(ApiError::invalid(format!("invalid topic name {topic:?}")));
     }
@@ -87,6 +89,7 @@ pub async fn get_state(
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    state.registry()?; // 503 during replay, before any other check
     let topic = lookup_path(path);
     let touch = query_bool(&query_pairs(query), "touch", true);
     let handle = state
@@ -117,6 +120,7 @@ pub async fn delete(
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    state.registry()?; // 503 during replay, before any other check
     let topic = lookup_path(path);
     let if_empty = query_bool(&query_pairs(query), "if_empty", false);
     let deleted = state
@@ -134,6 +138,7 @@ pub async fn list(
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    state.registry()?; // 503 during replay, before any other check
     let q = query_pairs(query);
     let read = &state.config().read;
     let page_size = query_value(&q, "page_size")

@@ -10,9 +10,8 @@ use crate::model::name::is_valid_topic_name;
 use crate::model::record::{RecordDraft, RecordInput};
 use crate::model::topic_config::TopicConfigInput;
 use crate::topic::{AppendOk, AppendRequest, TopicHandle};
-use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
@@ -55,15 +54,17 @@ pub async fn write(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<body::QueryPairs>, QueryRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // Taken apart, not extracted: the `HeaderMap` extractor clones every header.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
+    state.registry()?; // 503 during replay, before any other check
     let topic = topic_path(path)?;
     let return_seqs = query_bool(&query_pairs(query), "return_seqs", true);
-    let bytes =
-        body::read_json(&headers, body, state.config().limits.max_body_bytes, false).await?;
-    let checked = check(&state, &bytes, &headers)?;
+    let bytes = body::read_json(headers, body, state.config().limits.max_body_bytes, false).await?;
+    let checked = check(&state, &bytes, headers)?;
     let (handle, created) = resolve_topic(&state, &topic, checked.create, checked.config).await?;
     let count = checked.drafts.len();
     let req = AppendRequest {
@@ -162,7 +163,7 @@ fn render(
     seqs: bool,
     started: Instant,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(192 + if seqs { count * 8 } else { 0 });
+    let mut out = Vec::with_capacity(256 + topic.len() + if seqs { count * 8 } else { 0 });
     out.extend_from_slice(b"{\"topic\":");
     push_str(&mut out, topic);
     out.extend_from_slice(b",\"first_seq\":");

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 /// Strip insignificant whitespace from valid JSON text. Returns the input unchanged (borrowed)
 /// when it is already compact, which is the common case for machine-written bodies.
 pub fn compact(raw: &[u8]) -> Cow<'_, [u8]> {
-    if !has_outside_whitespace(raw) {
+    if !any_whitespace(raw) || !has_outside_whitespace(raw) {
         return Cow::Borrowed(raw);
     }
     let mut out = Vec::with_capacity(raw.len());
@@ -36,6 +36,12 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// Branch-free over the whole slice, so it vectorizes: the cheap test that settles most
+/// records before the string-aware scan.
+fn any_whitespace(raw: &[u8]) -> bool {
+    raw.iter().fold(false, |seen, &b| seen | is_ws(b))
+}
+
 fn has_outside_whitespace(raw: &[u8]) -> bool {
     let mut in_string = false;
     let mut escaped = false;
@@ -59,8 +65,34 @@ fn has_outside_whitespace(raw: &[u8]) -> bool {
 
 /// Append `s` as a JSON string literal (with quotes and escapes) to `out`.
 pub fn push_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping is correct and fast; writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // Most names need no escaping (JSON escapes only controls, `"` and `\\`): copy them as
+    // they are; otherwise serde_json's escaping (writing to a Vec cannot fail).
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Append a duration in milliseconds as a decimal with microsecond resolution (`1.234`):
+/// the `performance` fields, on every response, without general float formatting.
+pub fn push_millis(out: &mut Vec<u8>, ms: f64) {
+    let us = if ms.is_finite() && ms > 0.0 {
+        (ms * 1000.0).round() as u64
+    } else {
+        0
+    };
+    push_u64(out, us / 1000);
+    let frac = us % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
 }
 
 /// Append an unsigned integer in decimal.
@@ -103,6 +135,40 @@ mod tests {
     fn compact_handles_escaped_backslash_before_quote() {
         let raw = br#"["a\\", "b"]"#;
         assert_eq!(&*compact(raw), br#"["a\\","b"]"#);
+    }
+
+    #[test]
+    fn strings_render_like_serde() {
+        for s in [
+            "",
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "ctl\u{1}\n",
+            "ünï/cødé",
+        ] {
+            let mut out = Vec::new();
+            push_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn millis_render_as_fixed_three_decimals() {
+        for (ms, text) in [
+            (0.0, "0.000"),
+            (0.0004, "0.000"),
+            (0.0126, "0.013"),
+            (1.5, "1.500"),
+            (12345.678, "12345.678"),
+            (-3.0, "0.000"),
+            (f64::NAN, "0.000"),
+        ] {
+            let mut out = Vec::new();
+            push_millis(&mut out, ms);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+            assert!(serde_json::from_str::<f64>(text).is_ok());
+        }
     }
 
     #[test]
