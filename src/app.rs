@@ -196,7 +196,9 @@ async fn start(
             records: config.storage.segment_seal_records,
             bytes: config.storage.segment_seal_bytes,
             age_ms: config.storage.segment_seal_age_ms,
+            budget: config.storage.hot_budget_bytes,
         },
+        hot_total: std::sync::atomic::AtomicU64::new(0),
         fs: fs.clone(),
     });
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));

@@ -141,6 +141,8 @@ pub struct StorageConfig {
     pub segment_seal_records: u64,
     pub segment_seal_bytes: u64,
     pub segment_seal_age_ms: u64,
+    /// RAM for un-sealed records across all topics; past it, topics seal early.
+    pub hot_budget_bytes: u64,
     pub snapshot_wal_bytes: u64,
     pub snapshot_max_interval_ms: u64,
     pub snapshot_check_interval_ms: u64,
@@ -266,6 +268,7 @@ impl Default for StorageConfig {
             segment_seal_records: 10_000,
             segment_seal_bytes: 64 << 20,
             segment_seal_age_ms: 3_600_000,
+            hot_budget_bytes: 128 << 20,
             snapshot_wal_bytes: 64 << 20,
             snapshot_max_interval_ms: 60_000,
             snapshot_check_interval_ms: 5_000,

@@ -55,6 +55,8 @@ pub(super) struct Actor {
     pub last_write_ts: Option<i64>,
     pub last_read_ts: Option<i64>,
     pub last_consumed_ts: Option<i64>,
+    /// This topic's hot bytes as last added to `ctx.hot_total`.
+    pub hot_reported: u64,
     /// Publishes the visible head; long-polls wait on it. Dropped when the topic dies.
     pub head_tx: watch::Sender<u64>,
     pub mailbox: mpsc::Receiver<Command>,
@@ -114,6 +116,7 @@ impl Actor {
             last_write_ts: None,
             last_read_ts: None,
             last_consumed_ts: None,
+            hot_reported: 0,
             head_tx,
             mailbox,
         };

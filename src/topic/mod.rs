@@ -57,6 +57,9 @@ pub struct TopicCtx {
     /// Where sealed segments go (`None`: never seal).
     pub segments_dir: Option<std::path::PathBuf>,
     pub seal: seal::SealPolicy,
+    /// Estimated RAM of un-sealed records across all sealable topics (the
+    /// `hot_budget_bytes` budget); each actor adds the change of its own hot tier.
+    pub hot_total: AtomicU64,
     /// Mutating file operations of sealing (tests inject power cuts).
     pub fs: Arc<dyn crate::storage::fs::Fs>,
 }

@@ -81,7 +81,9 @@ impl Harness {
                 records: 4,
                 bytes: 0,
                 age_ms: 0,
+                budget: 0,
             },
+            hot_total: AtomicU64::new(0),
             fs: fs.clone(),
         });
         let registry = Arc::new(Registry::new(ctx, 0));

@@ -134,3 +134,32 @@ fn heap_stays_bounded_while_history_grows() {
     );
     assert_eq!(s.state("m")["count"], 300_000);
 }
+
+/// Many topics, each below its own seal triggers: the shared hot budget makes them seal
+/// anyway once their sum passes it, and every record still reads back.
+#[test]
+fn the_hot_budget_across_topics_seals_topics_below_their_own_triggers() {
+    let per_topic_only =
+        "[storage]\nsegment_seal_records = 0\nsegment_seal_bytes = 0\nhot_budget_bytes = 0\n";
+    let budgeted =
+        "[storage]\nsegment_seal_records = 0\nsegment_seal_bytes = 0\nhot_budget_bytes = 65536\n";
+    for (config, expect_sealed) in [(per_topic_only, false), (budgeted, true)] {
+        let s = Server::start_with(&[], Some(config));
+        // 6 topics x 200 records of ~120 payload bytes: ~24 KiB each, ~140 KiB in all.
+        for t in 0..6 {
+            let topic = format!("b{t}");
+            s.create(&topic, json!({ "durability": "disk" }));
+            for k in 0..4 {
+                let mut b = batch(k * 50, 50);
+                for r in b.as_array_mut().unwrap() {
+                    r["data"]["pad"] = json!("x".repeat(100));
+                }
+                s.write(&topic, b);
+            }
+        }
+        assert_eq!(segment_files(&s) > 0, expect_sealed, "config: {config}");
+        for t in 0..6 {
+            check_all(&s, &format!("b{t}"), 200, true);
+        }
+    }
+}
