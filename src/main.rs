@@ -5,12 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use topics::config::{Config, LogFormat};
 
-/// Small per-request allocations (headers, futures, buffers) cost a quarter of a request's
-/// user-space instructions with the system allocator; mimalloc's thread-local free lists
-/// make them several times cheaper.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A single-binary HTTP/JSON event-log server. Serving is the default (and only) action.
 #[derive(Parser, Debug)]
 #[command(name = "topics", version, about)]
