@@ -43,8 +43,9 @@ pub(super) struct Actor {
     pub reserve_inflight: Option<(u64, oneshot::Receiver<SyncResult>)>,
     /// Current reservation window (adapts to the write rate).
     pub reserve_window: u64,
-    /// `assigned_seq` when the in-flight reservation was requested.
+    /// `assigned_seq` and the time when the in-flight reservation was requested.
     pub reserve_requested_at: u64,
+    pub reserve_requested_time: std::time::Instant,
     /// Writes waiting for their ack point, in seq order.
     pub pending: VecDeque<Pending>,
     /// Records and payload bytes of `pending` (admission for `discard:"reject"`).
@@ -109,6 +110,7 @@ impl Actor {
             reserve_inflight: None,
             reserve_window: reserve_ahead,
             reserve_requested_at: head,
+            reserve_requested_time: std::time::Instant::now(),
             pending: VecDeque::new(),
             pending_records: 0,
             pending_bytes: 0,

@@ -34,6 +34,11 @@ pub(super) struct Pending {
 /// seq holes a crash can leave.
 const RESERVE_GROWTH_MAX: u64 = 4096;
 
+/// A busy topic reserves about this much time's worth of seqs at its current rate, so its
+/// reservation syncs stay a few dozen per second (each one is a WAL write and fdatasync)
+/// instead of one per `seq_reserve_ahead / 2` records.
+const RESERVE_HORIZON_SECS: f64 = 0.1;
+
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -147,7 +152,8 @@ impl Actor {
     /// Make sure a reservation covering `last` is durable or on its way; top up ahead of
     /// need so a steady writer rarely waits for one. The window starts at
     /// `seq_reserve_ahead` and grows with the write rate (enough for four reservation
-    /// round-trips), so a `disk` ack waits for an fsync only at a burst's start.
+    /// round-trips and for `RESERVE_HORIZON_SECS` of writes), so a `disk` ack waits for an
+    /// fsync only at a burst's start.
     pub(super) fn reserve_for(&mut self, last: u64) -> Result<(), TopicError> {
         if self.reserve_inflight.is_some() {
             return Ok(()); // its completion re-checks what is still needed
@@ -158,6 +164,7 @@ impl Actor {
         }
         let target = last + window;
         self.reserve_requested_at = self.assigned_seq;
+        self.reserve_requested_time = Instant::now();
         let mut buf = Vec::new();
         frame::encode_reserve(&mut buf, self.id, target);
         match self.ctx.wal.submit(self.shard, buf, Commit::Wait) {
@@ -179,9 +186,16 @@ impl Actor {
             Ok(()) => {
                 self.durable_ceiling = self.durable_ceiling.max(target);
                 let used = self.assigned_seq.saturating_sub(self.reserve_requested_at);
+                let secs = self
+                    .reserve_requested_time
+                    .elapsed()
+                    .as_secs_f64()
+                    .max(1e-6);
+                let horizon = (used as f64 * RESERVE_HORIZON_SECS / secs) as u64;
                 let ahead = self.ctx.seq_reserve_ahead.max(1);
-                self.reserve_window =
-                    (used * 4).clamp(ahead, ahead.saturating_mul(RESERVE_GROWTH_MAX));
+                self.reserve_window = (used * 4)
+                    .max(horizon)
+                    .clamp(ahead, ahead.saturating_mul(RESERVE_GROWTH_MAX));
                 if self.config.durability.reserves_seqs() {
                     let _ = self.reserve_for(self.assigned_seq);
                 }
