@@ -3,7 +3,7 @@
 //! a graceful stop that lets in-flight requests finish within the drain deadline.
 
 use crate::config::ServerConfig;
-use axum::Router;
+use crate::http::fast::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -33,7 +33,7 @@ fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
 /// Serve until `stop` fires, then stop accepting and drain for at most `drain`.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: Service,
     cfg: ServerConfig,
     stop: oneshot::Receiver<()>,
 ) {

@@ -5,6 +5,7 @@
 mod body;
 mod delete;
 mod diff;
+pub mod fast;
 mod probes;
 mod render;
 mod topics;
@@ -94,7 +95,12 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
+/// The HTTP surface: every route, behind the write shortcut of [`fast`].
+pub fn router(state: AppState, test_clock: Option<Arc<ManualClock>>) -> fast::Service {
+    fast::Service::new(routes(state.clone(), test_clock), state)
+}
+
+fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
     let data = Router::new()
         .route("/v0/topics", get(topics::list))
         .route(
@@ -157,7 +163,7 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    fn not_ready_app() -> (Router, Arc<ReplayProgress>) {
+    fn not_ready_app() -> (fast::Service, Arc<ReplayProgress>) {
         let progress = Arc::new(ReplayProgress::default());
         progress.total_bytes.store(4, Ordering::Relaxed);
         progress.done_bytes.store(1, Ordering::Relaxed);
@@ -170,7 +176,7 @@ mod tests {
     }
 
     async fn call(
-        app: &Router,
+        app: &fast::Service,
         method: &str,
         uri: &str,
     ) -> (StatusCode, Option<String>, serde_json::Value) {

@@ -56,13 +56,24 @@ pub async fn write(
     query: Result<Query<body::QueryPairs>, QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    write_topic(state, topic_path(path), query_pairs(query), request).await
+}
+
+/// The write itself, for the routed handler above and for the router's shortcut
+/// (`super::fast`), which hands over the topic segment and query it parsed itself.
+pub async fn write_topic(
+    state: AppState,
+    topic: Result<String, ApiError>,
+    query: body::QueryPairs,
+    request: Request,
+) -> Result<Response, ApiError> {
     // Taken apart, not extracted: the `HeaderMap` extractor clones every header.
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     let started = Instant::now();
     state.registry()?; // 503 during replay, before any other check
-    let topic = topic_path(path)?;
-    let return_seqs = query_bool(&query_pairs(query), "return_seqs", true);
+    let topic = topic?;
+    let return_seqs = query_bool(&query, "return_seqs", true);
     let bytes = body::read_json(headers, body, state.config().limits.max_body_bytes, false).await?;
     let checked = check(&state, &bytes, headers)?;
     let (handle, created) = resolve_topic(&state, &topic, checked.create, checked.config).await?;
