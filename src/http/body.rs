@@ -3,11 +3,18 @@
 //! (400), path-name decoding and the contract's query-boolean rule.
 
 use crate::error::ApiError;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderMap};
+use axum::BoxError;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
+
+/// A request body as the handlers read it: axum's boxed `Body`, or hyper's own body type
+/// when the write shortcut (`super::fast`) hands it over without boxing it.
+pub trait RequestBody: HttpBody<Data = Bytes, Error: Into<BoxError> + Send> + Unpin + Send {}
+
+impl<B: HttpBody<Data = Bytes, Error: Into<BoxError> + Send> + Unpin + Send> RequestBody for B {}
 
 /// Past the cap we still read (and drop) this much more so the client gets the 413.
 const DRAIN_MAX_BYTES: u64 = 1 << 30;
@@ -17,9 +24,9 @@ const PRESIZE_MAX: u64 = 256 << 10;
 
 /// Read the whole body within `max` bytes. `empty_as_object` turns an empty body into `{}`
 /// without needing a content type (PUT topic, diff).
-pub async fn read_json(
+pub async fn read_json<B: RequestBody>(
     headers: &HeaderMap,
-    body: Body,
+    body: B,
     max: u64,
     empty_as_object: bool,
 ) -> Result<Bytes, ApiError> {
@@ -52,11 +59,13 @@ pub async fn read_json(
 /// Copies the body into one buffer of its own, sized from `Content-Length` (up to
 /// `PRESIZE_MAX`, so a claimed length alone reserves little): the frames are slices of
 /// hyper's connection read buffer, and stored records keep their body alive.
-async fn collect(mut body: Body, max: u64, declared: u64) -> Result<Bytes, ApiError> {
+async fn collect<B: RequestBody>(mut body: B, max: u64, declared: u64) -> Result<Bytes, ApiError> {
     let mut buf = Vec::with_capacity(declared.min(max).min(PRESIZE_MAX) as usize);
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+        let frame = frame.map_err(|e| {
+            let e: BoxError = e.into();
+            ApiError::invalid(format!("could not read the request body: {e}"))
+        })?;
         if let Ok(data) = frame.into_data() {
             if buf.len() as u64 + data.len() as u64 > max {
                 drain(body, buf.len() as u64 + data.len() as u64).await;
@@ -68,7 +77,7 @@ async fn collect(mut body: Body, max: u64, declared: u64) -> Result<Bytes, ApiEr
     Ok(Bytes::from(buf))
 }
 
-async fn drain(mut body: Body, mut seen: u64) {
+async fn drain<B: RequestBody>(mut body: B, mut seen: u64) {
     while seen < DRAIN_MAX_BYTES {
         match body.frame().await {
             Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len() as u64),

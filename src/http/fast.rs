@@ -42,8 +42,8 @@ fn write_target<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
 
 impl<B> tower::Service<Request<B>> for Service
 where
-    B: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    B: HttpBody<Data = bytes::Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError> + Send,
 {
     type Response = Response;
     type Error = Infallible;
@@ -54,7 +54,6 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> BoxFuture {
-        let req = req.map(Body::new);
         if let Some(topic) = write_target(req.method(), req.uri().path()) {
             let topic = topic.to_owned();
             // Parsed exactly as the `Query` extractor would; unparseable counts as empty.
@@ -68,7 +67,7 @@ where
                     .unwrap_or_else(IntoResponse::into_response))
             });
         }
-        Box::pin(tower::Service::call(&mut self.router, req))
+        Box::pin(tower::Service::call(&mut self.router, req.map(Body::new)))
     }
 }
 

@@ -61,11 +61,11 @@ pub async fn write(
 
 /// The write itself, for the routed handler above and for the router's shortcut
 /// (`super::fast`), which hands over the topic segment and query it parsed itself.
-pub async fn write_topic(
+pub async fn write_topic<B: body::RequestBody>(
     state: AppState,
     topic: Result<String, ApiError>,
     query: body::QueryPairs,
-    request: Request,
+    request: axum::http::Request<B>,
 ) -> Result<Response, ApiError> {
     // Taken apart, not extracted: the `HeaderMap` extractor clones every header.
     let (parts, body) = request.into_parts();

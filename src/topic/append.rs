@@ -262,7 +262,13 @@ impl Actor {
         }
         self.head_seq = self.head_seq.max(p.last_seq);
         self.last_write_ts = ts.or(self.last_write_ts);
-        self.head_tx.send_replace(self.head_seq);
+        // Only long-polls listen (the handles share one receiver that never waits); a send
+        // locks every notifier shard of the channel, so skip it when nobody is waiting. A
+        // long-poll subscribes before its read reaches this actor, so it is counted by the
+        // time any write it has not seen publishes; it never reads the value itself.
+        if self.head_tx.receiver_count() > 1 {
+            self.head_tx.send_replace(self.head_seq);
+        }
         let ok = AppendOk {
             first_seq: p.first_seq,
             last_seq: p.last_seq,

@@ -15,7 +15,9 @@ pub struct TopicHandle {
     pub id: u64,
     pub name: Arc<str>,
     tx: mpsc::Sender<Command>,
-    head_rx: watch::Receiver<u64>,
+    /// One receiver shared by every clone of the handle, so the actor's `receiver_count`
+    /// counts exactly the long-polls waiting on it (plus this one).
+    head_rx: Arc<watch::Receiver<u64>>,
 }
 
 impl TopicHandle {
@@ -30,7 +32,7 @@ impl TopicHandle {
             id,
             name,
             tx,
-            head_rx,
+            head_rx: Arc::new(head_rx),
         }
     }
 
@@ -100,6 +102,6 @@ impl TopicHandle {
     /// A receiver that changes whenever the visible head moves, and errors once the topic
     /// is gone. Long-polls subscribe before reading so no append is missed.
     pub fn head_watch(&self) -> watch::Receiver<u64> {
-        self.head_rx.clone()
+        (*self.head_rx).clone()
     }
 }
