@@ -428,3 +428,23 @@ fn create_false_on_absent_topic_is_404_even_with_a_bad_inline_config() {
         "records": [{ "data": 1 }] });
     assert_error(&s.post("/v0/topics/absent", &body), 404, "topic_not_found");
 }
+
+/// Writes reach the server by two paths (a hand-matched shortcut for plain names, axum's router
+/// for percent-escaped ones): both validate names alike and address the same topic.
+#[test]
+fn writes_with_plain_and_escaped_names_validate_and_land_alike() {
+    let s = Server::start();
+    let one = json!({"records": [{"data": 1}]});
+    for name in [
+        "-a", "_a", ".a", ":a", "a*", "a%20b", "a%2Fb", "%C3%A9", "a%3Eb",
+    ] {
+        let resp = s.post(&format!("/v0/topics/{name}"), &one);
+        assert_error(&resp, 400, "invalid_request");
+    }
+    assert_eq!(s.get("/v0/topics").expect(200)["topics"], json!([]));
+    let first = s.post("/v0/topics/a%2Eb", &one).expect(201);
+    assert_eq!(first["topic"], "a.b");
+    let second = s.post("/v0/topics/a.b", &one).expect(200);
+    assert_eq!(second["seqs"], json!([2]));
+    assert_eq!(s.get("/v0/topics/a%2Eb").expect(200)["count"], 2);
+}
