@@ -199,6 +199,7 @@ async fn start(
             budget: config.storage.hot_budget_bytes,
         },
         hot_total: std::sync::atomic::AtomicU64::new(0),
+        sealing: std::sync::atomic::AtomicUsize::new(0),
         fs: fs.clone(),
     });
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));

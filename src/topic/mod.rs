@@ -60,6 +60,8 @@ pub struct TopicCtx {
     /// Estimated RAM of un-sealed records across all sealable topics (the
     /// `hot_budget_bytes` budget); each actor adds the change of its own hot tier.
     pub hot_total: AtomicU64,
+    /// Seals in progress across all topics (bounded; see `seal::SealSlot`).
+    pub sealing: std::sync::atomic::AtomicUsize,
     /// Mutating file operations of sealing (tests inject power cuts).
     pub fs: Arc<dyn crate::storage::fs::Fs>,
 }

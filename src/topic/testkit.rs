@@ -84,6 +84,7 @@ impl Harness {
                 budget: 0,
             },
             hot_total: AtomicU64::new(0),
+            sealing: std::sync::atomic::AtomicUsize::new(0),
             fs: fs.clone(),
         });
         let registry = Arc::new(Registry::new(ctx, 0));
