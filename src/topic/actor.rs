@@ -56,7 +56,7 @@ pub(super) struct Actor {
     pub last_write_ts: Option<i64>,
     pub last_read_ts: Option<i64>,
     pub last_consumed_ts: Option<i64>,
-    /// This topic's hot bytes as last added to `ctx.hot_total`.
+    /// This topic's hot-tier footprint as last added to `ctx.hot_total`.
     pub hot_reported: u64,
     /// Publishes the visible head; long-polls wait on it. Dropped when the topic dies.
     pub head_tx: watch::Sender<u64>,

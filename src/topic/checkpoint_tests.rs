@@ -1,7 +1,7 @@
 //! Checkpoints at the actor level: WAL truncation, replay of only the tail, fallback to the
 //! previous snapshot, and state that only a snapshot can carry (floors, idempotency, deletes).
 
-use super::testkit::{temp_dir, Harness};
+use super::testkit::{temp_dir, visible_seqs, Harness};
 use super::{AppendRequest, DeleteRequest, TopicHandle};
 use crate::clock::ManualClock;
 use crate::model::record::RecordDraft;
@@ -40,21 +40,7 @@ fn wal_files(h: &Harness) -> usize {
 }
 
 async fn seqs(h: &Harness) -> Vec<u64> {
-    let t = h.registry.get("t").unwrap();
-    let req = super::ReadRequest {
-        from_seq: 0,
-        limit: 1000,
-        budget_bytes: 1 << 30,
-        skip_nodes: vec![],
-        include_meta: true,
-    };
-    t.read(req)
-        .await
-        .unwrap()
-        .records
-        .iter()
-        .map(|r| r.seq)
-        .collect()
+    visible_seqs(&h.registry.get("t").unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 //! never reissue a seq. `cargo test` runs a bounded sample of cut points; set
 //! `TOPICS_CRASH_SWEEP=all` to run every one.
 
-use super::testkit::{temp_dir, Harness};
+use super::testkit::{temp_dir, visible_seqs, Harness};
 use super::{AppendRequest, DeleteRequest, ReadRequest};
 use crate::clock::ManualClock;
 use crate::model::predicate::TagPredicate;
@@ -242,21 +242,7 @@ async fn runtime_io_errors_fail_writes_keep_reads_and_recover_after_restart() {
             h.poisoned(),
             "fail_at {fail_at}: storage reports the failure (readiness turns 503)"
         );
-        let req = ReadRequest {
-            from_seq: 0,
-            limit: 1000,
-            budget_bytes: 1 << 20,
-            skip_nodes: vec![],
-            include_meta: true,
-        };
-        let visible: Vec<u64> = t
-            .read(req.clone())
-            .await
-            .unwrap()
-            .records
-            .iter()
-            .map(|r| r.seq)
-            .collect();
+        let visible = visible_seqs(&t).await;
         assert_eq!(
             visible, acked,
             "fail_at {fail_at}: reads still work and show exactly the acked writes"
@@ -266,14 +252,7 @@ async fn runtime_io_errors_fail_writes_keep_reads_and_recover_after_restart() {
         // The fault clears (a healthy disk): no power cut, the written data is all there.
         let h = Harness::start(h.crash().await, ManualClock::new(1));
         let t = h.registry.get("t").unwrap();
-        let got: Vec<u64> = t
-            .read(req)
-            .await
-            .unwrap()
-            .records
-            .iter()
-            .map(|r| r.seq)
-            .collect();
+        let got = visible_seqs(&t).await;
         for s in &acked {
             assert!(got.contains(s), "fail_at {fail_at}: acked seq {s} lost");
         }

@@ -99,8 +99,9 @@ impl TopicHandle {
         }
     }
 
-    /// A receiver that changes whenever the visible head moves, and errors once the topic
-    /// is gone. Long-polls subscribe before reading so no append is missed.
+    /// A receiver notified whenever the visible head moves after it subscribed, erroring once
+    /// the topic is gone. Subscribe before reading so no append is missed; the value is not
+    /// kept current while nobody listens, so read the head through the actor, not from here.
     pub fn head_watch(&self) -> watch::Receiver<u64> {
         (*self.head_rx).clone()
     }

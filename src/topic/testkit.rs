@@ -16,6 +16,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Seqs of every visible record of `t`, in order (test topics are small: one read).
+pub async fn visible_seqs(t: &super::TopicHandle) -> Vec<u64> {
+    let req = super::ReadRequest {
+        from_seq: 0,
+        limit: 100_000,
+        budget_bytes: 1 << 30,
+        skip_nodes: vec![],
+        include_meta: true,
+    };
+    let result = t.read(req).await.expect("read");
+    assert!(result.caught_up, "one read covers a test topic");
+    result.records.iter().map(|r| r.seq).collect()
+}
+
 pub struct Harness {
     pub dir: PathBuf,
     pub clock: Arc<ManualClock>,

@@ -17,13 +17,7 @@ fn write_rich_batches(s: &Server, topic: &str, batches: usize, per_batch: usize)
     let mut seqs = Vec::new();
     for i in 0..batches {
         let w = s.write_body(topic, rich_batch(i, per_batch));
-        seqs.extend(
-            w["seqs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap()),
-        );
+        seqs.extend(written_seqs(&w));
     }
     seqs
 }
@@ -74,13 +68,7 @@ fn fsync_concurrent_acked_writes_all_survive_kill_9() {
                     let mut seqs = Vec::new();
                     for i in 0..15 {
                         let body = s.write("t", json!([{"data": [w, i, 0]}, {"data": [w, i, 1]}]));
-                        seqs.extend(
-                            body["seqs"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|v| v.as_u64().unwrap()),
-                        );
+                        seqs.extend(written_seqs(&body));
                     }
                     seqs
                 })
@@ -895,12 +883,7 @@ fn class_change_to_fsync_makes_later_writes_survive_kill_9() {
     s.put("/v0/topics/t", &json!({"durability": "fsync"}))
         .expect(200);
     let w = s.write("t", json!([{"data": "kept1"}, {"data": "kept2"}]));
-    let seqs: Vec<u64> = w["seqs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let seqs = written_seqs(&w);
     assert!(seqs[0] > 3);
     s.crash_restart();
     let recs = s.read_all("t");

@@ -76,12 +76,7 @@ fn concurrent_writers_get_disjoint_contiguous_seqs() {
                     (0..10)
                         .map(|_| {
                             let w = s.write("t", records(3));
-                            let seqs: Vec<u64> = w["seqs"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|v| v.as_u64().unwrap())
-                                .collect();
+                            let seqs = written_seqs(&w);
                             assert_eq!(seqs[2] - seqs[0], 2, "one batch is contiguous: {w}");
                             seqs
                         })

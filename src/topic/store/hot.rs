@@ -186,20 +186,8 @@ impl Hot {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::rec;
     use super::*;
-    use bytes::Bytes;
-
-    fn rec(seq: u64, tag: Option<&str>) -> Record {
-        Record {
-            seq,
-            ts: seq as i64,
-            node: None,
-            tag: tag.map(Arc::from),
-            data: Bytes::from_static(b"12"),
-            meta: None,
-            hops: 0,
-        }
-    }
 
     fn store(tags: &[Option<&str>]) -> Hot {
         let mut s = Hot::default();

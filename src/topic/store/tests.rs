@@ -2,7 +2,8 @@ use super::*;
 use bytes::Bytes;
 use std::sync::Arc;
 
-fn rec(seq: u64, tag: Option<&str>) -> Record {
+/// A small record at `seq` (its `$ts` is the seq), shared with the tier modules' tests.
+pub(super) fn rec(seq: u64, tag: Option<&str>) -> Record {
     Record {
         seq,
         ts: seq as i64,

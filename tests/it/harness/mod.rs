@@ -37,6 +37,19 @@ pub fn seqs_of(diff: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// The `seqs` of a write response, in order.
+pub fn written_seqs(write: &Value) -> Vec<u64> {
+    write["seqs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("write response has no seqs array: {write}"))
+        .iter()
+        .map(|v| {
+            v.as_u64()
+                .unwrap_or_else(|| panic!("seq is not a u64: {v}"))
+        })
+        .collect()
+}
+
 /// Percent-encode a query value (RFC 3986 unreserved characters pass through).
 pub fn query_escape(s: &str) -> String {
     let mut out = String::new();
