@@ -153,7 +153,11 @@ async fn start(
     let data_dir = config.server.data_dir.clone();
     let ticker = spawn_replay_ticker(progress.clone());
     let rfs = fs.clone();
-    let replayed = tokio::task::spawn_blocking(move || recover_dir(&*rfs, &data_dir, &p)).await;
+    let opts = crate::storage::recovery::ReplayOptions {
+        skip_damage: config.storage.wal_skip_damage,
+    };
+    let replayed =
+        tokio::task::spawn_blocking(move || recover_dir(&*rfs, &data_dir, &p, opts)).await;
     ticker.abort();
     let rec = replayed.map_err(|e| format!("recovery task failed: {e}"))??;
     let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
@@ -175,6 +179,7 @@ async fn start(
         file_bytes: config.storage.wal_file_bytes,
         sync_interval: Duration::from_millis(config.storage.wal_sync_interval_ms.max(1)),
         fs: fs.clone(),
+        prev_boot: summary.last_boot,
     };
     let wal = Wal::start(opts, health.clone()).map_err(|e| format!("cannot start the WAL: {e}"))?;
     let p = &config.priority;

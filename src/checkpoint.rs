@@ -130,7 +130,7 @@ impl Checkpointer {
             }
             Err(e) => {
                 // A failed write, fsync or rename is a storage failure like any other.
-                self.wal.health().poison(&StoreError(e.clone().into()));
+                self.wal.health().poison(&StoreError::failed(e.clone()));
                 Err(e)
             }
         }

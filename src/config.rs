@@ -148,6 +148,10 @@ pub struct StorageConfig {
     pub snapshot_check_interval_ms: u64,
     /// Seqs reserved ahead durably for `ephemeral`, `memory` and `disk` topics.
     pub seq_reserve_ahead: u64,
+    /// Start even when the WAL holds damaged once-durable bytes or a missing file: skip the
+    /// damage and report the seqs it may have held as lost (tombstone reason `damaged`).
+    /// An operator's explicit choice after reading the refusal; never the default.
+    pub wal_skip_damage: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -273,6 +277,7 @@ impl Default for StorageConfig {
             snapshot_max_interval_ms: 60_000,
             snapshot_check_interval_ms: 5_000,
             seq_reserve_ahead: 256,
+            wal_skip_damage: false,
         }
     }
 }

@@ -77,6 +77,16 @@ impl ApiError {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
     }
 
+    /// The disk is full: nothing was applied; the write may be retried (it resumes by itself
+    /// once space is freed).
+    pub fn insufficient_storage() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            "the disk is full; durable writes resume by themselves once space is freed",
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -95,6 +105,7 @@ impl ApiError {
         match e {
             TopicError::Gone => Self::topic_not_found(topic),
             TopicError::Throttled => Self::throttled("topic or WAL queue is full; retry shortly"),
+            TopicError::Storage(err) if err.is_no_space() => Self::insufficient_storage(),
             TopicError::Storage(err) => {
                 tracing::error!(topic, error = %err, "storage failure on a request");
                 Self::internal("storage failure; nothing was applied")
@@ -184,11 +195,15 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if matches!(
-            self.status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        ) {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self.status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // Space rarely comes back within a second: a longer hint spares the disk a storm.
+            StatusCode::INSUFFICIENT_STORAGE => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
         }
         resp
     }

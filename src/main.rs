@@ -21,6 +21,10 @@ struct Cli {
     /// Log format [default: text]
     #[arg(long, env = "TOPICS_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Start even if the WAL is damaged: skip the damage and report the seqs it may have held
+    /// as lost (tombstone reason "damaged"). Only after reading the refusal; see OPERATIONS.md
+    #[arg(long, env = "TOPICS_SKIP_WAL_DAMAGE")]
+    skip_wal_damage: bool,
 }
 
 fn load(cli: &Cli) -> Result<Config, String> {
@@ -36,6 +40,9 @@ fn load(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(f) = cli.log_format {
         config.server.log_format = f;
+    }
+    if cli.skip_wal_damage {
+        config.storage.wal_skip_damage = true;
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)

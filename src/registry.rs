@@ -135,9 +135,9 @@ impl Registry {
         match self.ctx.wal.submit(shard, buf, Commit::Wait) {
             Ok(Some(rx)) => match rx.await {
                 Ok(r) => r.map_err(TopicError::Storage),
-                Err(_) => Err(TopicError::Storage(crate::storage::health::StoreError(
-                    "WAL writer stopped".into(),
-                ))),
+                Err(_) => Err(TopicError::Storage(
+                    crate::storage::health::StoreError::failed("WAL writer stopped"),
+                )),
             },
             Ok(None) => Ok(()),
             Err(SubmitError::Full) => Err(TopicError::Throttled),
@@ -169,7 +169,7 @@ impl Registry {
         let _guard = self.lifecycle.lock().await;
         let t = tokio::task::spawn_blocking(barrier)
             .await
-            .map_err(|e| crate::storage::health::StoreError(e.to_string().into()))??;
+            .map_err(|e| crate::storage::health::StoreError::failed(e.to_string()))??;
         let handles = self.read_map().values().cloned().collect();
         Ok((t, handles, self.next_id.load(Ordering::SeqCst)))
     }

@@ -240,7 +240,7 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready before replay"
         );
-        health.poison(&StoreError("shard 0: WAL fdatasync failed: EIO".into()));
+        health.poison(&StoreError::failed("shard 0: WAL fdatasync failed: EIO"));
         let (status, retry, body) = call(&app, "GET", "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry.as_deref(), Some("1"));

@@ -10,7 +10,11 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 pub const WAL_MAGIC: [u8; 8] = *b"TOPICWAL";
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2 adds sync marks (`Frame::Sync`) and preallocated, zero-filled files; version 1
+/// files (no marks) are still replayed, under the rules that held for them.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest WAL format version this build replays.
+pub const FORMAT_VERSION_MIN: u16 = 1;
 pub const FILE_HEADER_LEN: usize = 16;
 pub const FRAME_HEADER_LEN: usize = 8;
 /// No legitimate frame is larger (a body is capped far below this); a bigger length is corrupt.
@@ -27,6 +31,15 @@ const KIND_RECORDS: u8 = 8;
 const KIND_IDEMPOTENCY: u8 = 9;
 const KIND_SNAPSHOT_END: u8 = 10;
 const KIND_SEGMENT: u8 = 11;
+const KIND_SYNC: u8 = 12;
+const KIND_STOP: u8 = 13;
+const KIND_LOSS_RANGE: u8 = 14;
+
+/// Inside every Sync frame, so recovery can find sync marks past a damaged region without
+/// trusting any length field (it searches for these bytes and re-checks the frame's crc).
+pub const SYNC_MAGIC: [u8; 8] = *b"TWALSYNC";
+/// Offset of `SYNC_MAGIC` inside a Sync frame: frame header, kind, topic id.
+pub const SYNC_MAGIC_OFFSET: usize = FRAME_HEADER_LEN + 1 + 8;
 
 const PRED_NONE: u8 = 0;
 const PRED_EQ: u8 = 1;
@@ -73,6 +86,23 @@ pub enum Frame {
     Segment { topic_id: u64, seg: SegmentRef },
     /// Snapshot only: the end marker.
     SnapshotEnd { next_topic_id: u64, topics: u64 },
+    /// WAL only: every byte of this file before offset `synced` was covered by a completed
+    /// fdatasync when this frame was written. `prev_boot` is the boot this run followed;
+    /// `closing` marks the last frame of a file that was closed (synced whole) by rotation.
+    Sync {
+        synced: u64,
+        prev_boot: u32,
+        closing: bool,
+    },
+    /// WAL only: the writer of this shard stopped cleanly with nothing left unwritten.
+    Stop,
+    /// Snapshot only: seqs `from..=to` of a topic were lost, and why (a `LossReason` code).
+    LossRange {
+        topic_id: u64,
+        from: u64,
+        to: u64,
+        reason: u8,
+    },
 }
 
 /// A snapshot's description of one sealed segment.
@@ -120,6 +150,12 @@ pub enum DecodeError {
 }
 
 impl FileHeader {
+    /// The format version of a file whose header decoded.
+    pub fn version_of(buf: &[u8]) -> u16 {
+        buf.get(8..10)
+            .map_or(0, |v| u16::from_le_bytes([v[0], v[1]]))
+    }
+
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut h = [0u8; FILE_HEADER_LEN];
         h[..8].copy_from_slice(&WAL_MAGIC);
@@ -133,7 +169,8 @@ impl FileHeader {
         if buf.len() < FILE_HEADER_LEN {
             return Err(DecodeError::Truncated);
         }
-        if buf[..8] != WAL_MAGIC || u16::from_le_bytes([buf[8], buf[9]]) != FORMAT_VERSION {
+        let version = u16::from_le_bytes([buf[8], buf[9]]);
+        if buf[..8] != WAL_MAGIC || !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) {
             return Err(DecodeError::Corrupt);
         }
         Ok(FileHeader {
@@ -308,6 +345,38 @@ pub fn encode_snapshot_end(out: &mut Vec<u8>, next_topic_id: u64, topics: u64) {
     f.seal();
 }
 
+/// Small bookkeeping frames (reservations, heads, floors, marks) that the WAL still writes,
+/// into space kept back for them, while the disk is full; `bytes` is one encoded frame.
+pub fn is_control(bytes: &[u8]) -> bool {
+    matches!(
+        bytes.get(FRAME_HEADER_LEN).copied(),
+        Some(KIND_RESERVE | KIND_HEAD | KIND_FLOORS | KIND_SYNC | KIND_STOP)
+    )
+}
+
+/// A sync mark (see `Frame::Sync`).
+pub fn encode_sync(out: &mut Vec<u8>, synced: u64, prev_boot: u32, closing: bool) {
+    let f = FrameBuf::begin(out, KIND_SYNC, 0);
+    f.out.extend_from_slice(&SYNC_MAGIC);
+    f.out.extend_from_slice(&synced.to_le_bytes());
+    f.out.extend_from_slice(&prev_boot.to_le_bytes());
+    f.out.push(u8::from(closing));
+    f.seal();
+}
+
+/// The clean-stop mark of a shard (see `Frame::Stop`).
+pub fn encode_stop(out: &mut Vec<u8>) {
+    FrameBuf::begin(out, KIND_STOP, 0).seal();
+}
+
+pub fn encode_loss_range(out: &mut Vec<u8>, topic_id: u64, from: u64, to: u64, reason: u8) {
+    let f = FrameBuf::begin(out, KIND_LOSS_RANGE, topic_id);
+    f.out.extend_from_slice(&from.to_le_bytes());
+    f.out.extend_from_slice(&to.to_le_bytes());
+    f.out.push(reason);
+    f.seal();
+}
+
 fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
     // Names, tags, nodes and keys are capped far below 64 KiB by validation.
     out.extend_from_slice(&(b.len().min(u16::MAX as usize) as u16).to_le_bytes());
@@ -396,6 +465,35 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
             next_topic_id: r.u64()?,
             topics: r.u64()?,
         },
+        KIND_SYNC => {
+            if r.take(8)? != SYNC_MAGIC {
+                return None;
+            }
+            let (synced, prev_boot) = (r.u64()?, r.u32()?);
+            let closing = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            Frame::Sync {
+                synced,
+                prev_boot,
+                closing,
+            }
+        }
+        KIND_STOP => Frame::Stop,
+        KIND_LOSS_RANGE => {
+            let (from, to, reason) = (r.u64()?, r.u64()?, r.u8()?);
+            if from == 0 || to < from {
+                return None;
+            }
+            Frame::LossRange {
+                topic_id,
+                from,
+                to,
+                reason,
+            }
+        }
         KIND_DELETE_RECORDS => {
             let bound = r.u64()?;
             Frame::DeleteRecords {

@@ -6,10 +6,27 @@
 use std::io;
 use std::path::Path;
 
-/// A file opened for appending (a WAL file).
+/// A file written strictly front to back (a WAL file). Writes go to the logical end the
+/// file tracks itself, not to the end of the file on disk, because a preallocated file is
+/// longer than what was written into it.
 pub trait AppendFile: Send {
+    /// Write `data` at the logical end and advance it. On error the logical end stays where
+    /// it was, so the next append overwrites whatever part of `data` reached the file.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Reserve disk blocks for the first `len` bytes (zero-filled), so later appends inside
+    /// them cannot fail for lack of space. `Ok(false)`: the file system cannot preallocate.
+    fn preallocate(&mut self, len: u64) -> io::Result<bool>;
+    /// Give back the preallocated space past the logical end and make that durable (a file
+    /// that is closed keeps only what was written into it).
+    fn shrink_to_written(&mut self) -> io::Result<()>;
+}
+
+/// True for the errors that mean "no space left" (a full disk or an exhausted quota): the
+/// only write failures the WAL survives, because nothing was acknowledged into the space
+/// that is missing and a retry once space is back writes exactly the same bytes.
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 pub trait Fs: Send + Sync + std::fmt::Debug {
@@ -44,23 +61,57 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct RealFs;
 
-impl AppendFile for std::fs::File {
+/// A real WAL file and its logical end.
+struct RealAppend {
+    file: std::fs::File,
+    end: u64,
+}
+
+impl AppendFile for RealAppend {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        std::io::Write::write_all(self, data)
+        std::os::unix::fs::FileExt::write_all_at(&self.file, data, self.end)?;
+        self.end += data.len() as u64;
+        Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        std::fs::File::sync_data(self)
+        self.file.sync_data()
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        fallocate(&self.file, len)
+    }
+
+    fn shrink_to_written(&mut self) -> io::Result<()> {
+        self.file.set_len(self.end)?;
+        self.file.sync_all()
+    }
+}
+
+/// `fallocate(2)` in its default mode: blocks are reserved and the file size grows to `len`
+/// (reading as zeros). File systems without it report `Ok(false)`.
+pub fn fallocate(file: &std::fs::File, len: u64) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::other("length too large"))?;
+    // SAFETY: plain syscall on a file descriptor this function borrows for its duration.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
+        _ => Err(err),
     }
 }
 
 impl Fs for RealFs {
     fn create_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        let f = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(path)?;
-        Ok(Box::new(f))
+        Ok(Box::new(RealAppend { file, end: 0 }))
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {

@@ -7,11 +7,36 @@ use std::sync::{Arc, Mutex};
 
 /// A storage failure, cheap to clone into every waiter of a failed group.
 #[derive(Debug, Clone)]
-pub struct StoreError(pub Arc<str>);
+pub struct StoreError {
+    message: Arc<str>,
+    no_space: bool,
+}
+
+impl StoreError {
+    /// A failure that cannot be trusted (EIO, a failed fsync or rename): storage is poisoned.
+    pub fn failed(message: impl Into<Arc<str>>) -> Self {
+        Self {
+            message: message.into(),
+            no_space: false,
+        }
+    }
+
+    /// The disk is full: the operation was not applied and may be retried once space is back.
+    pub fn no_space(message: impl Into<Arc<str>>) -> Self {
+        Self {
+            message: message.into(),
+            no_space: true,
+        }
+    }
+
+    pub fn is_no_space(&self) -> bool {
+        self.no_space
+    }
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -21,6 +46,9 @@ impl std::error::Error for StoreError {}
 pub struct StorageHealth {
     poisoned: AtomicBool,
     reason: Mutex<Option<StoreError>>,
+    /// WAL shards currently unable to write for lack of space (not a poison: they resume
+    /// by themselves once space is back).
+    full_shards: std::sync::atomic::AtomicUsize,
 }
 
 impl StorageHealth {
@@ -43,11 +71,25 @@ impl StorageHealth {
         self.poisoned.store(true, Ordering::Release);
     }
 
+    /// True while any WAL shard holds frames it could not write for lack of space.
+    pub fn is_full(&self) -> bool {
+        self.full_shards.load(Ordering::Acquire) > 0
+    }
+
+    /// A shard ran out of space (`true`) or wrote everything it held again (`false`).
+    pub fn set_shard_full(&self, full: bool) {
+        if full {
+            self.full_shards.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.full_shards.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     pub fn error(&self) -> StoreError {
         self.reason
             .lock()
             .ok()
             .and_then(|r| r.clone())
-            .unwrap_or_else(|| StoreError("storage is poisoned".into()))
+            .unwrap_or_else(|| StoreError::failed("storage is poisoned"))
     }
 }

@@ -74,7 +74,7 @@ async fn maybe(rx: Option<&mut oneshot::Receiver<SyncResult>>) -> SyncResult {
     match rx {
         Some(rx) => rx
             .await
-            .unwrap_or_else(|_| Err(StoreError("WAL writer stopped".into()))),
+            .unwrap_or_else(|_| Err(StoreError::failed("WAL writer stopped"))),
         None => std::future::pending().await,
     }
 }
@@ -218,7 +218,7 @@ impl Actor {
             });
         }
         let json = serde_json::to_vec(&config)
-            .map_err(|e| TopicError::Storage(StoreError(e.to_string().into())))?;
+            .map_err(|e| TopicError::Storage(StoreError::failed(e.to_string())))?;
         let name = self.name.clone();
         self.durable_frame(|out, id| frame::encode_config(out, id, &name, &json))
             .await?;

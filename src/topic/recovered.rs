@@ -7,6 +7,7 @@ use crate::model::read::LossFloors;
 use crate::model::record::Record;
 use crate::model::topic_config::TopicConfig;
 use crate::storage::frame::{AppendFrame, Frame};
+use crate::storage::recovery::Replayed;
 use bytes::Bytes;
 use std::collections::HashMap;
 
@@ -22,6 +23,51 @@ pub struct RecoveredTopic {
     pub ceiling: u64,
     /// Highest recovered record seq (evicted or deleted records included).
     pub max_record_seq: u64,
+    /// Seq ranges lost without a voluntary delete (a crash, skipped WAL damage), keyed by
+    /// their first seq: readers crossing one get a tombstone.
+    pub loss_ranges: std::collections::BTreeMap<u64, (u64, LossReason)>,
+    /// Set where skipped WAL damage may have held this topic's records: the seq the damage
+    /// follows and how many records it may have held. The next record read settles it.
+    damage_from: Option<(u64, u64)>,
+}
+
+/// Why a seq range was lost involuntarily (beyond the tombstone floors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReason {
+    /// Acknowledged before the process died and never written (`disk`/`memory`).
+    Crash,
+    /// In WAL bytes that were damaged and skipped on the operator's request.
+    Damaged,
+    /// In a sealed segment whose checksum no longer matches.
+    Corrupt,
+}
+
+impl LossReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::Crash => "crash",
+            LossReason::Damaged => "damaged",
+            LossReason::Corrupt => "corrupt",
+        }
+    }
+
+    /// Code stored in snapshot LossRange frames.
+    pub fn code(self) -> u8 {
+        match self {
+            LossReason::Crash => 1,
+            LossReason::Damaged => 2,
+            LossReason::Corrupt => 3,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<LossReason> {
+        match c {
+            1 => Some(LossReason::Crash),
+            2 => Some(LossReason::Damaged),
+            3 => Some(LossReason::Corrupt),
+            _ => None,
+        }
+    }
 }
 
 impl RecoveredTopic {
@@ -35,6 +81,46 @@ impl RecoveredTopic {
             idempotency: IdemTable::default(),
             ceiling: 0,
             max_record_seq: 0,
+            loss_ranges: Default::default(),
+            damage_from: None,
+        }
+    }
+
+    fn add_loss(&mut self, from: u64, to: u64, reason: LossReason) {
+        if from == 0 || to < from {
+            return;
+        }
+        let e = self.loss_ranges.entry(from).or_insert((to, reason));
+        e.0 = e.0.max(to);
+    }
+
+    /// The end of a boot that did not stop cleanly: seqs reserved beyond the last record
+    /// read back may have been acknowledged (`disk`, `memory` ack before the write) and lost.
+    fn on_unclean_boot_end(&mut self) {
+        use crate::model::topic_config::Durability;
+        if matches!(
+            self.config.durability,
+            Durability::Disk | Durability::Memory
+        ) && self.ceiling > self.max_record_seq
+        {
+            self.add_loss(self.max_record_seq + 1, self.ceiling, LossReason::Crash);
+        }
+    }
+
+    /// The first record after skipped damage: everything between is lost.
+    fn settle_damage(&mut self, first_seq: u64) {
+        if let Some((from, _)) = self.damage_from.take() {
+            self.add_loss(from + 1, first_seq.saturating_sub(1), LossReason::Damaged);
+        }
+    }
+
+    /// No record followed skipped damage: the damage may have held up to `max` records past
+    /// the last one read, so the head moves past them (no seq is issued twice).
+    fn close_damage(&mut self) {
+        if let Some((from, max)) = self.damage_from.take() {
+            let to = (from + max).max(self.ceiling);
+            self.ceiling = to;
+            self.add_loss(from + 1, to, LossReason::Damaged);
         }
     }
 
@@ -49,6 +135,7 @@ impl RecoveredTopic {
         let (Some(first), Some(last)) = (a.records.first(), a.records.last()) else {
             return;
         };
+        self.settle_damage(first.seq);
         if let Some(key) = a.idempotency_key {
             let entry = IdemEntry {
                 created_ms: first.ts,
@@ -112,6 +199,32 @@ pub struct RecoveryBuilder {
 }
 
 impl RecoveryBuilder {
+    /// One replay event: a frame, a boot's end, or skipped damage.
+    pub fn replay(&mut self, r: Replayed) -> Result<(), String> {
+        match r {
+            Replayed::Frame(f) => self.apply(f)?,
+            Replayed::BootEnd { clean: false, .. } => self
+                .topics
+                .values_mut()
+                .for_each(RecoveredTopic::on_unclean_boot_end),
+            Replayed::BootEnd { clean: true, .. } => {}
+            Replayed::Discontinuity {
+                shard,
+                shards,
+                max_records,
+            } => {
+                for t in self.topics.values_mut() {
+                    if crate::storage::shard_of(&t.name, shards) == shard {
+                        let from = t.damage_from.map_or(t.max_record_seq, |d| d.0);
+                        let max = t.damage_from.map_or(0, |d| d.1) + max_records;
+                        t.damage_from = Some((from, max));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn apply(&mut self, frame: Frame) -> Result<(), String> {
         match frame {
             Frame::Config {
@@ -180,6 +293,19 @@ impl RecoveryBuilder {
                     t.store.delete(bound, pred.as_ref());
                 }
             }
+            Frame::LossRange {
+                topic_id,
+                from,
+                to,
+                reason,
+            } => {
+                let reason = LossReason::from_code(reason)
+                    .ok_or_else(|| format!("unknown loss reason code {reason}"))?;
+                if let Some(t) = self.topic(topic_id) {
+                    t.add_loss(from, to, reason);
+                }
+            }
+            Frame::Sync { .. } | Frame::Stop => {}
         }
         Ok(())
     }
@@ -232,6 +358,7 @@ impl RecoveryBuilder {
     /// Live topics and the next free topic id.
     pub fn finish(self) -> (Vec<RecoveredTopic>, u64) {
         let mut topics: Vec<_> = self.topics.into_values().collect();
+        topics.iter_mut().for_each(RecoveredTopic::close_damage);
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         (topics, self.max_id + 1)
     }
@@ -243,6 +370,7 @@ pub fn recover_dir(
     fs: &dyn crate::storage::fs::Fs,
     data_dir: &std::path::Path,
     progress: &crate::storage::recovery::ReplayProgress,
+    opts: crate::storage::recovery::ReplayOptions,
 ) -> Result<Recovered, String> {
     use crate::storage::{recovery, snapshot};
     let mut builder = RecoveryBuilder {
@@ -258,11 +386,16 @@ pub fn recover_dir(
     }
     let mut failure = None;
     let wal = crate::storage::wal_dir(data_dir);
-    let summary = recovery::replay(fs, &wal, barrier.as_ref(), progress, |frame| {
+    let replayed = recovery::replay(fs, &wal, barrier.as_ref(), progress, opts, |r| {
         if failure.is_none() {
-            failure = builder.apply(frame).err();
+            failure = builder.replay(r).err();
         }
-    })?;
+    });
+    let summary = match replayed {
+        Ok(s) => s,
+        Err(recovery::ReplayError::Damaged(d)) => return Err(damage_report(&builder, &d)),
+        Err(e) => return Err(e.to_string()),
+    };
     if let Some(e) = failure {
         return Err(e);
     }
@@ -275,6 +408,35 @@ pub fn recover_dir(
         snapshot_number,
         segment_files,
     })
+}
+
+/// The refusal an operator reads: the file, the offset, what is wrong, the seqs around the
+/// damage per topic, and the way out.
+fn damage_report(builder: &RecoveryBuilder, d: &crate::storage::recovery::Damage) -> String {
+    let mut msg = format!(
+        "refusing to start: WAL damage in {} at offset {}: {}",
+        d.file.display(),
+        d.offset,
+        d.what
+    );
+    for (id, before, after) in &d.topics {
+        let name = builder.topics.get(id).map_or_else(
+            || format!("topic id {id}"),
+            |t| format!("topic {:?}", t.name),
+        );
+        match after {
+            Some(a) => msg.push_str(&format!(
+                "; {name}: seqs {}..={} affected",
+                before + 1,
+                a.saturating_sub(1)
+            )),
+            None => msg.push_str(&format!("; {name}: seqs after {before} affected")),
+        }
+    }
+    msg.push_str(
+        ". Nothing was changed on disk. Restore the data directory from a backup, or start with          --skip-wal-damage to skip the damaged bytes and report their seqs to readers as lost          (tombstone reason \"damaged\"); see OPERATIONS.md",
+    );
+    msg
 }
 
 /// What `recover_dir` rebuilt.

@@ -109,7 +109,7 @@ impl Actor {
             self.ctx
                 .wal
                 .health()
-                .poison(&StoreError(format!("topic {}: {e}", self.name).into()));
+                .poison(&StoreError::failed(format!("topic {}: {e}", self.name)));
         }
         drop(slot);
         self.report_hot();

@@ -68,7 +68,7 @@ impl Harness {
         fs: Arc<dyn Fs>,
     ) -> Result<Harness, String> {
         let wal_dir = crate::storage::wal_dir(&dir);
-        let rec = recover_dir(&*fs, &dir, &ReplayProgress::default())?;
+        let rec = recover_dir(&*fs, &dir, &ReplayProgress::default(), Default::default())?;
         let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
         let opts = WalOptions {
             dir: wal_dir,
@@ -76,9 +76,11 @@ impl Harness {
             boot: summary.next_boot,
             queue_frames: 1024,
             queue_bytes: 64 << 20,
-            file_bytes: 64 << 20,
+            // Small: every file is preallocated to this, and crash sweeps read them back often.
+            file_bytes: 1 << 20,
             sync_interval: Duration::from_millis(5),
             fs: fs.clone(),
+            prev_boot: summary.last_boot,
         };
         let wal = Wal::start(opts, StorageHealth::new()).map_err(|e| e.to_string())?;
         let ctx = Arc::new(TopicCtx {

@@ -1,7 +1,7 @@
 //! Durability classes, crash recovery and restarts (contract §3.2): kill -9 and SIGTERM of the
 //! real binary, torn WAL tails, and the data-dir lock.
 
-use crate::harness::*;
+use crate::harness::{self, *};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -385,37 +385,9 @@ fn recreated_topic_recovers_only_its_new_instance_after_kill_9() {
 
 // ---- torn WAL tail ----
 
-fn wal_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join("wal")];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "wal") {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The WAL file that holds the topic's frames: the largest one (only one topic is written).
+/// The WAL file that holds the topic's frames (only one topic is written).
 fn topic_wal_file(dir: &Path) -> PathBuf {
-    let files = wal_files(dir);
-    assert!(
-        !files.is_empty(),
-        "no .wal files under {}/wal",
-        dir.display()
-    );
-    files
-        .into_iter()
-        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .unwrap()
+    harness::wal::busiest_file(dir)
 }
 
 /// Four small fsync batches then one ~1.5 KB batch; returns the records before the last batch.
@@ -435,15 +407,16 @@ fn torn_tail_fixture() -> (Server, Vec<Value>) {
     (s, kept)
 }
 
+/// Cut the file `k` bytes before the end of its last Append frame (a crash mid-write of
+/// that frame: what followed it never reached the file either).
 fn truncate_tail(file: &Path, k: u64) {
-    let len = std::fs::metadata(file).unwrap().len();
+    let last = *harness::wal::appends(file).last().expect("an Append frame");
     assert!(
-        len > k + 1500,
-        "WAL file {} is {len} bytes: smaller than the last frame?",
-        file.display()
+        last.len as u64 > k + 8,
+        "last frame {last:?} is smaller than the cut"
     );
     let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
-    f.set_len(len - k).unwrap();
+    f.set_len((last.offset + last.len) as u64 - k).unwrap();
     f.sync_all().unwrap();
 }
 
@@ -597,10 +570,7 @@ fn sigint_is_a_graceful_shutdown_too() {
 }
 
 fn wal_bytes(dir: &Path) -> u64 {
-    wal_files(dir)
-        .iter()
-        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum()
+    harness::wal::written_bytes(dir)
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! HTTP integration tests: the real `topics` binary on an ephemeral port, one temp data dir per
 //! test, driven through a minimal blocking HTTP/1.1 client. Each module pins one area of the
-//! wire contract (`/work/shared/spec/API.md`).
+//! wire contract (`docs/API.md`).
 
 mod harness;
 
@@ -19,4 +19,5 @@ mod retention;
 mod segments;
 mod soak;
 mod transport;
+mod wal_damage;
 mod write;

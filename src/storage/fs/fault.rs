@@ -43,6 +43,12 @@ struct State {
     pending: HashMap<PathBuf, Option<Vec<u8>>>,
     /// Durable length of append files with unsynced appends.
     synced_len: HashMap<PathBuf, u64>,
+    /// Bytes written into each append file (its logical end; the file may be longer when
+    /// preallocated).
+    written_len: HashMap<PathBuf, u64>,
+    /// Preallocated length of append files: durable once set (the header's fdatasync follows),
+    /// so a power cut leaves zeros, not a shorter file, after what survived.
+    prealloc_len: HashMap<PathBuf, u64>,
     /// Every successful operation with its path, for durability audits.
     log: Vec<(Op, PathBuf)>,
 }
@@ -59,6 +65,7 @@ pub enum Op {
     Remove,
     SyncDir,
     Truncate,
+    Preallocate,
 }
 
 #[derive(Debug)]
@@ -92,9 +99,30 @@ impl super::AppendFile for FaultAppend {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
         let mut st = step(&self.state, self.crash_at)?;
         st.synced_len.entry(self.path.clone()).or_insert(self.len);
-        std::io::Write::write_all(&mut self.file, data)?;
+        std::os::unix::fs::FileExt::write_all_at(&self.file, data, self.len)?;
         self.len += data.len() as u64;
+        st.written_len.insert(self.path.clone(), self.len);
         st.log.push((Op::Append, self.path.clone()));
+        Ok(())
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        let mut st = step(&self.state, self.crash_at)?;
+        if self.file.metadata()?.len() < len {
+            self.file.set_len(len)?;
+        }
+        st.prealloc_len.insert(self.path.clone(), len);
+        st.log.push((Op::Preallocate, self.path.clone()));
+        Ok(true)
+    }
+
+    fn shrink_to_written(&mut self) -> io::Result<()> {
+        // Durable when it returns (truncate and fsync), like `Fs::truncate`.
+        let mut st = step(&self.state, self.crash_at)?;
+        self.file.set_len(self.len)?;
+        st.prealloc_len.remove(&self.path);
+        st.synced_len.remove(&self.path);
+        st.log.push((Op::Truncate, self.path.clone()));
         Ok(())
     }
 
@@ -151,13 +179,17 @@ impl FaultFs {
         let mut st = self.state.lock().unwrap();
         for (path, len) in st.synced_len.drain().collect::<Vec<_>>() {
             if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let now = f.metadata().map_or(len, |m| m.len());
+                let now = st.written_len.get(&path).copied().unwrap_or(len);
                 let keep = if self.torn {
                     len + (now.saturating_sub(len)) / 2
                 } else {
                     len
                 };
                 let _ = f.set_len(keep);
+                // Blocks that were preallocated stay allocated and read as zeros.
+                if let Some(&pre) = st.prealloc_len.get(&path) {
+                    let _ = f.set_len(pre.max(keep));
+                }
             }
         }
         let pending: Vec<_> = st.pending.drain().collect();
@@ -216,7 +248,7 @@ impl Fs for FaultFs {
         let mut st = self.step()?;
         let file = std::fs::OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(path)?;
         st.journal.push(Undo::Entry {
             dir: parent(path),

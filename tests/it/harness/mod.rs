@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod server;
+pub mod wal;
 
 pub use http::assert_error;
 pub use server::{run_to_exit, Server, TempDir};
