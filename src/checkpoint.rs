@@ -163,16 +163,23 @@ impl Checkpointer {
     }
 }
 
-/// Segment files (`*.seg`) present in `dir`.
+/// Segment files this server wrote present in `dir`: only they are candidates for removal.
+/// Anything else (a `notes.seg` someone left there, a directory) is left alone, with a warning.
 fn list_segments(dir: &std::path::Path) -> HashSet<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".seg"))
-                .collect()
-        })
-        .unwrap_or_default()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return HashSet::new();
+    };
+    let mut own = HashSet::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && segment::is_own_file_name(&name) {
+            own.insert(name);
+        } else if !segment::is_own_temp_name(&name) {
+            tracing::warn!(file = %name, "ignoring unexpected file in the segment directory");
+        }
+    }
+    own
 }
 
 /// Delete segment files no kept snapshot and no live topic refers to.

@@ -10,6 +10,7 @@
 use super::frame::{self, DecodeError, FileHeader, Frame, FILE_HEADER_LEN};
 use super::fs::Fs;
 use super::snapshot::Barrier;
+use super::wal::wal_file_name;
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,16 +51,16 @@ struct WalFileId {
     index: u32,
 }
 
+/// The id of a WAL file this server wrote: exactly the shape `wal_file_name` produces, so a
+/// foreign `1-0-0.wal` is never replayed, truncated or removed.
 fn parse_name(name: &str) -> Option<WalFileId> {
     let stem = name.strip_suffix(".wal")?;
     let mut parts = stem.split('-');
     let boot = parts.next()?.parse().ok()?;
     let shard = parts.next()?.parse().ok()?;
     let index = parts.next()?.parse().ok()?;
-    parts
-        .next()
-        .is_none()
-        .then_some(WalFileId { boot, shard, index })
+    let own = parts.next().is_none() && wal_file_name(boot, shard, index) == name;
+    own.then_some(WalFileId { boot, shard, index })
 }
 
 fn list_files(dir: &Path) -> Result<Vec<(WalFileId, PathBuf, u64)>, String> {
@@ -320,5 +321,33 @@ mod tests {
         assert_eq!(seen, vec![1]);
         assert!(!p.exists());
         assert_eq!(s.next_boot, 3, "the removed file's boot is still consumed");
+    }
+
+    #[test]
+    fn files_not_named_like_ours_are_never_replayed_or_removed() {
+        let d = tmp("foreign");
+        file_with(&d, 1, 0, &[1]);
+        let foreign = [
+            "1-0-0.wal",
+            "9-0-0.wal",
+            "0000000009-00-00000.wal",
+            "foo.bak",
+        ];
+        for name in foreign {
+            std::fs::write(d.join(name), b"TOPIC").unwrap();
+        }
+        let (seen, s) = ceilings(&d).unwrap();
+        assert_eq!((seen, s.next_boot), (vec![1], 2));
+        let everything = Barrier {
+            boot: 99,
+            start: vec![0],
+        };
+        assert_eq!(
+            remove_before(&crate::storage::fs::RealFs, &d, &everything),
+            Ok(1)
+        );
+        for name in foreign {
+            assert!(d.join(name).exists(), "{name} was removed");
+        }
     }
 }
