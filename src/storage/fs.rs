@@ -1,7 +1,9 @@
 //! File-system seam for every mutating storage operation while serving — WAL appends and
 //! fdatasyncs, WAL file creation, atomic file writes of segments and snapshots, renames,
-//! removals, directory syncs — so tests can cut the power after any one of them. `RealFs` is the production implementation; `FaultFs` (tests) fails every operation
-//! from the Nth on and, on `power_cut`, undoes every effect that was not yet durable.
+//! removals, directory syncs — so tests can cut the power after any one of them. `RealFs` is
+//! the production implementation; `FaultFs` (unit tests) fails every operation from the Nth
+//! on and, on `power_cut`, undoes every effect that was not yet durable; `InjectedFs` (the
+//! real binary under `TOPICS_TEST_*` variables) makes fsyncs or renames fail with EIO.
 
 use std::io;
 use std::path::Path;
@@ -99,3 +101,4 @@ impl Fs for RealFs {
 
 #[cfg(test)]
 pub mod fault;
+pub mod injected;

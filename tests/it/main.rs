@@ -11,6 +11,7 @@ mod deletes;
 mod diff;
 mod durability;
 mod errors;
+mod faults;
 mod hostile;
 mod idempotency;
 mod lifecycle;
