@@ -1,6 +1,8 @@
 //! Composition root: check the bind, lock the data dir, start serving (503 until ready),
 //! replay the WAL, start WAL writers and topic actors, flip ready; on SIGTERM/SIGINT stop
-//! accepting, drain, record every topic's exact head, sync the WAL and return.
+//! accepting, drain, take a final checkpoint, sync the WAL and return. A storage failure
+//! (poisoned `StorageHealth`) stops the process the same way but at once and without the
+//! checkpoint, and `run` returns `Err` so the exit status is non-zero.
 
 use crate::checkpoint::{Checkpointer, Schedule};
 use crate::clock::{Clock, ManualClock, SystemClock};
@@ -8,6 +10,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::model::priority::PriorityParams;
 use crate::registry::Registry;
+use crate::storage::fs::injected::InjectedFs;
 use crate::storage::fs::{Fs, RealFs};
 use crate::storage::health::StorageHealth;
 use crate::storage::lock::lock_data_dir;
@@ -30,7 +33,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         Some(c) => c.clone(),
         None => Arc::new(SystemClock),
     };
-    let fs: Arc<dyn Fs> = Arc::new(RealFs);
+    let fs = test_fs()?;
     let state = AppState::new(config.clone(), progress.clone(), health.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -48,40 +51,122 @@ pub async fn run(config: Config) -> Result<(), String> {
         r = start(&config, &progress, &health, clock, fs.clone()) => Some(r?),
         _ = crate::ops::shutdown_signal() => None,
     };
-    let Some((registry, wal, last_snapshot, segments)) = started else {
+    let Some(started) = started else {
         tracing::info!("stopped during recovery");
         return Ok(());
     };
-    let checkpointer = Arc::new(Checkpointer::new(
-        registry.clone(),
-        wal.clone(),
-        config.server.data_dir.clone(),
-        last_snapshot,
-        segments,
-        fs.clone(),
-    ));
-    let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(&config)));
-    state.set_ready(registry.clone());
-    tracing::info!(topics = registry.len(), "ready");
-    crate::ops::systemd::ready(registry.len());
-    crate::ops::shutdown_signal().await;
+    let running = Running::begin(&config, &state, started, fs);
+    // A storage failure stops the process like a signal does, minus the final checkpoint:
+    // the exit status tells the supervisor to restart it on whatever storage is there.
+    let cause = tokio::select! {
+        _ = crate::ops::shutdown_signal() => StopCause::Signal,
+        _ = health.poisoned() => StopCause::StorageFailed,
+    };
     crate::ops::systemd::stopping();
-    tracing::info!("shutting down: draining requests");
+    let drain = drain_deadline(&config, cause, &health);
     state.begin_shutdown();
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(drain);
     let _ = server.await;
-    periodic.abort();
-    // A final snapshot makes the next start replay almost nothing.
-    match checkpointer.run(true).await {
-        Ok(_) => registry.stop_all().await,
-        Err(e) => {
-            tracing::error!(error = %e, "final checkpoint failed; recording exact heads in the WAL");
-            registry.finalize_all().await;
+    running.finish(&health).await
+}
+
+/// Why serving ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopCause {
+    Signal,
+    StorageFailed,
+}
+
+/// How long in-flight requests get after a storage failure: on poisoned storage they fail
+/// fast anyway, and what matters is exiting so a supervisor restarts the process.
+const POISONED_DRAIN: Duration = Duration::from_millis(500);
+
+fn drain_deadline(config: &Config, cause: StopCause, health: &StorageHealth) -> Duration {
+    let configured = Duration::from_millis(config.server.drain_timeout_ms);
+    match cause {
+        StopCause::Signal => {
+            tracing::info!("shutting down: draining requests");
+            configured
+        }
+        StopCause::StorageFailed => {
+            tracing::error!(error = %health.error(), "storage failed: stopping now, without a final checkpoint, so a supervisor restarts the process");
+            configured.min(POISONED_DRAIN)
         }
     }
-    let _ = tokio::task::spawn_blocking(move || wal.shutdown()).await;
-    tracing::info!("stopped cleanly");
-    Ok(())
+}
+
+/// The serving phase: what shutdown has to stop, in order.
+struct Running {
+    registry: Arc<Registry>,
+    wal: Wal,
+    checkpointer: Arc<Checkpointer>,
+    periodic: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Start periodic checkpoints and turn ready.
+    fn begin(config: &Config, state: &AppState, started: Started, fs: Arc<dyn Fs>) -> Running {
+        let (registry, wal, last_snapshot, segments) = started;
+        let checkpointer = Arc::new(Checkpointer::new(
+            registry.clone(),
+            wal.clone(),
+            config.server.data_dir.clone(),
+            last_snapshot,
+            segments,
+            fs,
+        ));
+        let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(config)));
+        state.set_ready(registry.clone());
+        tracing::info!(topics = registry.len(), "ready");
+        crate::ops::systemd::ready(registry.len());
+        Running {
+            registry,
+            wal,
+            checkpointer,
+            periodic,
+        }
+    }
+
+    /// After the drain: a final checkpoint, then stop the actors and the WAL. `Err` (exit
+    /// status 1) whenever storage failed or the checkpoint did, so `Restart=on-failure`
+    /// restarts the server and replay rebuilds from what is on disk. Poisoned storage gets no
+    /// final checkpoint and no final WAL sync: nothing on it is trusted, and nothing is retried.
+    async fn finish(self, health: &StorageHealth) -> Result<(), String> {
+        self.periodic.abort();
+        if health.is_poisoned() {
+            return Err(format!("storage failed: {}", health.error()));
+        }
+        // A final snapshot makes the next start replay almost nothing.
+        if let Err(e) = self.checkpointer.run(true).await {
+            tracing::error!(error = %e, "final checkpoint failed");
+            if !health.is_poisoned() {
+                // The WAL still works: record every topic's exact head there instead.
+                self.registry.finalize_all().await;
+                stop_wal(self.wal).await?;
+            }
+            return Err(format!("final checkpoint failed: {e}"));
+        }
+        self.registry.stop_all().await;
+        stop_wal(self.wal).await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Drain and sync every shard on a blocking thread. `Err` when a shard could not write
+/// everything it held (the disk stayed full).
+async fn stop_wal(wal: Wal) -> Result<(), String> {
+    let clean = tokio::task::spawn_blocking(move || wal.shutdown())
+        .await
+        .unwrap_or(false);
+    match clean {
+        true => Ok(()),
+        false => Err(
+            "the WAL could not write everything it held (the disk stayed full); \
+                       the next start reports those seqs to readers as lost"
+                .into(),
+        ),
+    }
 }
 
 /// `TOPICS_TEST_CLOCK_MS=<epoch ms>` replaces the system clock with a manual one that only
@@ -100,6 +185,35 @@ fn test_clock() -> Result<Option<Arc<ManualClock>>, String> {
             );
             Ok(Some(ManualClock::new(start)))
         }
+        Err(_) => Ok(None),
+    }
+}
+
+/// `TOPICS_TEST_FAIL_FSYNC_AFTER=N` and `TOPICS_TEST_FAIL_RENAME_AFTER=N`: the first `N` WAL
+/// fdatasyncs (or renames, which snapshots and segments are written with) succeed and every
+/// later one fails with EIO. They exist so tests can run the real binary on a failing disk;
+/// they are never set in production (and are logged loudly when they are).
+fn test_fs() -> Result<Arc<dyn Fs>, String> {
+    let fsyncs = test_count("TOPICS_TEST_FAIL_FSYNC_AFTER")?;
+    let renames = test_count("TOPICS_TEST_FAIL_RENAME_AFTER")?;
+    if fsyncs.is_none() && renames.is_none() {
+        return Ok(Arc::new(RealFs));
+    }
+    tracing::warn!(
+        fsyncs_before_failure = ?fsyncs,
+        renames_before_failure = ?renames,
+        "test-only fault injection in use: storage operations will fail with EIO"
+    );
+    Ok(Arc::new(InjectedFs::new(fsyncs, renames)))
+}
+
+fn test_count(var: &str) -> Result<Option<u64>, String> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{var}={v:?} is not a non-negative integer")),
         Err(_) => Ok(None),
     }
 }
@@ -134,11 +248,11 @@ fn resolve_listen(config: &Config) -> Result<SocketAddr, String> {
     addr.ok_or_else(|| format!("cannot resolve listen address {listen}"))
 }
 
-/// Replay, then start the WAL and every topic actor.
 /// What startup hands to the serving phase: the registry, the WAL, the snapshot recovery
 /// started from and the segment files it referred to.
 type Started = (Arc<Registry>, Wal, u64, std::collections::HashSet<String>);
 
+/// Replay, then start the WAL and every topic actor.
 async fn start(
     config: &Arc<Config>,
     progress: &Arc<ReplayProgress>,

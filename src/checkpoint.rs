@@ -9,6 +9,7 @@
 //! are in both are applied once.
 
 use crate::registry::Registry;
+use crate::storage::fs::is_no_space;
 use crate::storage::fs::Fs;
 use crate::storage::health::StoreError;
 use crate::storage::recovery::remove_before;
@@ -101,17 +102,18 @@ impl Checkpointer {
             *number,
         );
         let fs = self.fs.clone();
-        let written = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+        let written = tokio::task::spawn_blocking(move || -> Result<usize, (String, bool)> {
             let end = (next_id, images.len() as u64);
             snapshot::write(&*fs, &dir, n, &barrier, end, |w| {
                 images.iter().try_for_each(|img| img.encode(w))
             })
-            .map_err(|e| format!("writing snapshot {n}: {e}"))?;
-            let older =
-                snapshot::prune(&*fs, &dir).map_err(|e| format!("pruning snapshots: {e}"))?;
-            remove_segments(&*fs, &seg_dir, candidates.difference(&keep))?;
+            .map_err(|e| (format!("writing snapshot {n}: {e}"), is_no_space(&e)))?;
+            let older = snapshot::prune(&*fs, &dir)
+                .map_err(|e| (format!("pruning snapshots: {e}"), false))?;
+            remove_segments(&*fs, &seg_dir, candidates.difference(&keep))
+                .map_err(|e| (e, false))?;
             match older {
-                Some(b) => remove_before(&*fs, &wal_dir, &b),
+                Some(b) => remove_before(&*fs, &wal_dir, &b).map_err(|e| (e, false)),
                 None => Ok(0),
             }
         })
@@ -128,7 +130,13 @@ impl Checkpointer {
                 *number += 1;
                 Ok(n)
             }
-            Err(e) => {
+            Err((e, true)) => {
+                // Out of space before the snapshot was renamed into place: its temp file is
+                // gone again and nothing depends on it; the next checkpoint tries again.
+                tracing::warn!(error = %e, "checkpoint skipped: the disk is full");
+                Err(e)
+            }
+            Err((e, false)) => {
                 // A failed write, fsync or rename is a storage failure like any other.
                 self.wal.health().poison(&StoreError::failed(e.clone()));
                 Err(e)
@@ -163,16 +171,23 @@ impl Checkpointer {
     }
 }
 
-/// Segment files (`*.seg`) present in `dir`.
+/// Segment files this server wrote present in `dir`: only they are candidates for removal.
+/// Anything else (a `notes.seg` someone left there, a directory) is left alone, with a warning.
 fn list_segments(dir: &std::path::Path) -> HashSet<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".seg"))
-                .collect()
-        })
-        .unwrap_or_default()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return HashSet::new();
+    };
+    let mut own = HashSet::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && segment::is_own_file_name(&name) {
+            own.insert(name);
+        } else if !segment::is_own_temp_name(&name) {
+            tracing::warn!(file = %name, "ignoring unexpected file in the segment directory");
+        }
+    }
+    own
 }
 
 /// Delete segment files no kept snapshot and no live topic refers to.

@@ -2,6 +2,7 @@
 //! failure becomes the canonical body `{"error":{"code","message","detail"?}}`; 429 and 503
 //! carry `Retry-After: 1`.
 
+use crate::model::json::limits::LimitError;
 use crate::model::record::RecordError;
 use crate::registry::CreateError;
 use crate::topic::TopicError;
@@ -177,6 +178,23 @@ impl From<RecordError> for ApiError {
                 format!("records[{index}] is {bytes} bytes (data + meta); the limit is {max}"),
             ),
         }
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> Self {
+        let detail = match e {
+            LimitError::TooDeep { max, offset } => {
+                json!({ "limit": "json_depth", "max": max, "offset": offset })
+            }
+            LimitError::NumberTooLong { max, offset } => {
+                json!({ "limit": "json_number_chars", "max": max, "offset": offset })
+            }
+            LimitError::LoneSurrogate { offset } => {
+                json!({ "limit": "json_lone_surrogate", "offset": offset })
+            }
+        };
+        Self::invalid(format!("invalid request body: {e}")).with_detail(detail)
     }
 }
 

@@ -84,7 +84,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(topics::app::run(config)) {
+    let result = runtime.block_on(topics::app::run(config));
+    // Blocking work stuck on a failing disk must not hold the exit (and the restart) back.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -30,15 +30,17 @@ fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
     b
 }
 
-/// Serve until `stop` fires, then stop accepting and drain for at most `drain`.
+/// Serve until `stop` delivers a drain deadline (or is dropped: `server.drain_timeout_ms`),
+/// then stop accepting and let in-flight requests finish for at most that long.
 pub async fn serve(
     listener: TcpListener,
     app: Service,
     cfg: ServerConfig,
-    stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<Duration>,
 ) {
     let builder = builder(&cfg);
     let graceful = GracefulShutdown::new();
+    let mut drain = Duration::from_millis(cfg.drain_timeout_ms);
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -60,11 +62,15 @@ pub async fn serve(
                     let _ = conn.await;
                 });
             }
-            _ = &mut stop => break,
+            deadline = &mut stop => {
+                if let Ok(d) = deadline {
+                    drain = d;
+                }
+                break;
+            }
         }
     }
     drop(listener);
-    let drain = Duration::from_millis(cfg.drain_timeout_ms);
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()

@@ -1,8 +1,9 @@
 //! Request bodies and queries: the size cap (413, after draining the body so the client sees
 //! the status instead of a reset), the media-type check (415), JSON parsing into strict types
-//! (400), path-name decoding and the contract's query-boolean rule.
+//! (400) after the JSON limits of `model::json::limits`, path-name decoding and the contract's query-boolean rule.
 
 use crate::error::ApiError;
+use crate::model::json::limits;
 use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderMap};
 use axum::BoxError;
@@ -94,7 +95,18 @@ pub fn as_json_text(bytes: &Bytes) -> Result<&str, ApiError> {
 /// Parse a JSON object body into `T`; a non-object top level is rejected first so
 /// `null`/arrays/strings never reach type defaults.
 pub fn parse<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Result<T, ApiError> {
+    parse_within(text, 0)
+}
+
+/// [`parse`], for a body that wraps the values the nesting limit is about in `envelope`
+/// levels of its own (a write's records). Every body passes the JSON limits before serde
+/// sees it: serde skips borrowed raw values and ignored fields without any limit.
+pub fn parse_within<'a, T: serde::Deserialize<'a>>(
+    text: &'a str,
+    envelope: u32,
+) -> Result<T, ApiError> {
     check_object(text)?;
+    limits::check(text.as_bytes(), envelope)?;
     serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
 }
 

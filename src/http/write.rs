@@ -7,7 +7,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::model::json::{push_str, push_u64};
 use crate::model::name::is_valid_topic_name;
-use crate::model::record::{RecordDraft, RecordInput};
+use crate::model::record::{RecordDraft, RecordInput, RECORD_ENVELOPE_DEPTH};
 use crate::model::topic_config::TopicConfigInput;
 use crate::topic::{AppendOk, AppendRequest, TopicHandle};
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -106,7 +106,7 @@ pub async fn write_topic<B: body::RequestBody>(
 
 fn check(state: &AppState, bytes: &Bytes, headers: &HeaderMap) -> Result<CheckedWrite, ApiError> {
     let text = body::as_json_text(bytes)?;
-    let wb: WriteBody<'_> = body::parse(text)?;
+    let wb: WriteBody<'_> = body::parse_within(text, RECORD_ENVELOPE_DEPTH)?;
     let lim = state.config().limits.write_limits();
     lim.check_batch_len(wb.records.len())?;
     if let Some(node) = &wb.node {

@@ -1,5 +1,8 @@
 //! Byte-level helpers for JSON that has already been validated by the parser. Records are kept
-//! as raw bytes; these functions avoid ever building a `Value` for them.
+//! as raw bytes; these functions avoid ever building a `Value` for them. `limits` is the one
+//! check that runs before the parser: the nesting, number and surrogate rules.
+
+pub mod limits;
 
 use std::borrow::Cow;
 

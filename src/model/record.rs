@@ -5,6 +5,10 @@ use super::json;
 use bytes::Bytes;
 use std::sync::Arc;
 
+/// Levels a write body wraps around each record's `data` and `meta` (`{"records":[{"data":`):
+/// the nesting limit of `json::limits` is about the stored values, not the request around them.
+pub const RECORD_ENVELOPE_DEPTH: u32 = 3;
+
 /// A committed record. `data`/`meta` are compact JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

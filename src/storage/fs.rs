@@ -1,7 +1,9 @@
 //! File-system seam for every mutating storage operation while serving — WAL appends and
 //! fdatasyncs, WAL file creation, atomic file writes of segments and snapshots, renames,
-//! removals, directory syncs — so tests can cut the power after any one of them. `RealFs` is the production implementation; `FaultFs` (tests) fails every operation
-//! from the Nth on and, on `power_cut`, undoes every effect that was not yet durable.
+//! removals, directory syncs — so tests can cut the power after any one of them. `RealFs` is
+//! the production implementation; `FaultFs` (unit tests) fails every operation from the Nth
+//! on and, on `power_cut`, undoes every effect that was not yet durable; `InjectedFs` (the
+//! real binary under `TOPICS_TEST_*` variables) makes fsyncs or renames fail with EIO.
 
 use std::io;
 use std::path::Path;
@@ -51,9 +53,18 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = std::path::PathBuf::from(tmp);
-        self.write_file(&tmp, data)?;
-        self.sync_file(&tmp)?;
-        self.rename(&tmp, path)?;
+        let placed = self
+            .write_file(&tmp, data)
+            .and_then(|()| self.sync_file(&tmp))
+            .and_then(|()| self.rename(&tmp, path));
+        if let Err(e) = placed {
+            // Out of space before the rename: the new file never replaced anything, so its
+            // temp file goes (freeing what it took) and the caller may simply retry later.
+            if is_no_space(&e) {
+                let _ = self.remove(&tmp);
+            }
+            return Err(e);
+        }
         self.sync_dir(dir)
     }
 }
@@ -150,3 +161,4 @@ impl Fs for RealFs {
 
 #[cfg(test)]
 pub mod fault;
+pub mod injected;

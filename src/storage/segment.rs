@@ -32,6 +32,25 @@ pub fn file_name(topic_id: u64, first_seq: u64, gen: u32) -> String {
     format!("{topic_id:016x}-{first_seq:020}-{gen:010}.seg")
 }
 
+/// Whether `name` is a segment file this server wrote: exactly the shape `file_name` produces.
+/// Garbage collection removes nothing else, whatever its extension.
+pub fn is_own_file_name(name: &str) -> bool {
+    parse_file_name(name).is_some_and(|(id, first, gen)| file_name(id, first, gen) == name)
+}
+
+/// Whether `name` is the temp file of an interrupted seal of one of this server's segments.
+pub fn is_own_temp_name(name: &str) -> bool {
+    name.strip_suffix(".tmp").is_some_and(is_own_file_name)
+}
+
+fn parse_file_name(name: &str) -> Option<(u64, u64, u32)> {
+    let mut parts = name.strip_suffix(".seg")?.split('-');
+    let id = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let first = parts.next()?.parse().ok()?;
+    let gen = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((id, first, gen))
+}
+
 /// One index entry: where a record lives and what retention needs without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -278,6 +297,26 @@ mod tests {
         let d = std::env::temp_dir().join(format!("topics-seg-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn only_names_this_server_writes_are_its_own() {
+        let own = file_name(0xab, 12, 3);
+        assert!(is_own_file_name(&own));
+        assert!(is_own_temp_name(&format!("{own}.tmp")));
+        for foreign in [
+            "notes.seg",
+            "ab-12-3.seg",
+            &own.to_uppercase(),
+            &own.replace(".seg", ".seg.bak"),
+            &format!("+{}", &own[1..]),
+            &format!("x{own}"),
+            "notes.seg.tmp",
+        ] {
+            assert!(!is_own_file_name(foreign), "{foreign}");
+        }
+        assert!(!is_own_temp_name(&own));
+        assert!(!is_own_temp_name("notes.seg.tmp"));
     }
 
     #[test]

@@ -49,6 +49,12 @@ fn file_name(number: u64) -> String {
     format!("{number:020}.snap")
 }
 
+/// The number of a snapshot file this server wrote: exactly the shape `file_name` produces.
+fn parse_file_name(name: &str) -> Option<u64> {
+    let n = name.strip_suffix(".snap")?.parse().ok()?;
+    (file_name(n) == name).then_some(n)
+}
+
 /// Write snapshot `number` atomically through `fs`; `body` writes the frames (without the
 /// end marker).
 pub fn write(
@@ -79,6 +85,7 @@ pub fn write(
 }
 
 /// Snapshot numbers present, ascending; removes leftover temp files of interrupted writes.
+/// Files of any other name are not this server's: they are left alone, with a warning.
 pub fn list(fs: &dyn Fs, dir: &Path) -> std::io::Result<Vec<u64>> {
     let mut numbers = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -89,10 +96,13 @@ pub fn list(fs: &dyn Fs, dir: &Path) -> std::io::Result<Vec<u64>> {
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") {
+        let temp_of = name.strip_suffix(".tmp").and_then(parse_file_name);
+        if temp_of.is_some() && entry.file_type()?.is_file() {
             fs.remove(&entry.path())?;
-        } else if let Some(n) = name.strip_suffix(".snap").and_then(|s| s.parse().ok()) {
+        } else if let Some(n) = parse_file_name(&name) {
             numbers.push(n);
+        } else if temp_of.is_none() {
+            tracing::warn!(file = %name, "ignoring unexpected file in the snapshot directory");
         }
     }
     numbers.sort_unstable();

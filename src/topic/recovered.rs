@@ -450,7 +450,8 @@ pub struct Recovered {
     pub segment_files: std::collections::HashSet<String>,
 }
 
-/// A `.seg.tmp` is a seal interrupted by a crash: its records are still in the WAL.
+/// A segment's `.tmp` is a seal interrupted by a crash: its records are still in the WAL.
+/// Only temp names of this server's own segments are removed.
 fn remove_partial_segments(
     fs: &dyn crate::storage::fs::Fs,
     dir: &std::path::Path,
@@ -459,7 +460,8 @@ fn remove_partial_segments(
         return Ok(());
     };
     for e in entries.filter_map(Result::ok) {
-        if e.file_name().to_string_lossy().ends_with(".seg.tmp") {
+        let own_temp = crate::storage::segment::is_own_temp_name(&e.file_name().to_string_lossy());
+        if own_temp && e.file_type().is_ok_and(|t| t.is_file()) {
             match fs.remove(&e.path()) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                     return Err(format!("{}: {err}", e.path().display()))

@@ -6,10 +6,12 @@ mod harness;
 
 mod checkpoints;
 mod cli;
+mod datadir;
 mod deletes;
 mod diff;
 mod durability;
 mod errors;
+mod faults;
 mod hostile;
 mod idempotency;
 mod lifecycle;

@@ -26,16 +26,17 @@ pub struct WalFile {
     pub shards: usize,
 }
 
+/// The id of a WAL file this server wrote: exactly the shape `wal_file_name` produces, so a
+/// foreign `1-0-0.wal` is never replayed, truncated or removed.
 fn parse_name(name: &str) -> Option<WalFileId> {
     let stem = name.strip_suffix(".wal")?;
     let mut parts = stem.split('-');
     let boot = parts.next()?.parse().ok()?;
     let shard = parts.next()?.parse().ok()?;
     let index = parts.next()?.parse().ok()?;
-    parts
-        .next()
-        .is_none()
-        .then_some(WalFileId { boot, shard, index })
+    let own =
+        parts.next().is_none() && crate::storage::wal::wal_file_name(boot, shard, index) == name;
+    own.then_some(WalFileId { boot, shard, index })
 }
 
 /// Every WAL file in `dir`, in replay order; unknown names are left alone.

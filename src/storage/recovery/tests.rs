@@ -344,3 +344,28 @@ fn a_clean_stop_marks_the_boot_clean() {
     let (seen, _) = replay_dir(&d, false).unwrap();
     assert_eq!(seen.boot_ends, vec![(1, true), (2, false)]);
 }
+
+#[test]
+fn files_not_named_like_ours_are_never_replayed_or_removed() {
+    let d = tmp("foreign");
+    v1_file(&d, 1, 0, 0, &[1]);
+    let foreign = [
+        "1-0-0.wal",
+        "9-0-0.wal",
+        "0000000009-00-00000.wal",
+        "foo.bak",
+    ];
+    for name in foreign {
+        std::fs::write(d.join(name), b"TOPIC").unwrap();
+    }
+    let (seen, s) = replay_dir(&d, false).unwrap();
+    assert_eq!((seen.ceilings, s.next_boot), (vec![1], 2));
+    let everything = Barrier {
+        boot: 99,
+        start: vec![0],
+    };
+    assert_eq!(remove_before(&RealFs, &d, &everything), Ok(1));
+    for name in foreign {
+        assert!(d.join(name).exists(), "{name} was removed");
+    }
+}

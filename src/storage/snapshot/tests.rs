@@ -84,6 +84,30 @@ fn temp_files_of_interrupted_writes_are_ignored_and_removed() {
 }
 
 #[test]
+fn files_not_named_like_ours_are_never_loaded_or_removed() {
+    let d = tmp("foreign");
+    for n in 1..=3 {
+        write_one(&d, n, n * 10);
+    }
+    let foreign = [
+        "README",
+        "notes.tmp",
+        "7.snap",
+        "1.snap.tmp",
+        "00000000000000000001.snap.bak",
+    ];
+    for name in foreign {
+        std::fs::write(d.join(name), b"not ours").unwrap();
+    }
+    assert_eq!(list(&RealFs, &d).unwrap(), vec![1, 2, 3]);
+    assert_eq!(prune(&RealFs, &d).unwrap(), Some(barrier(2)));
+    assert_eq!(load_latest(&RealFs, &d).unwrap().unwrap().number, 3);
+    for name in foreign {
+        assert!(d.join(name).exists(), "{name} was removed");
+    }
+}
+
+#[test]
 fn prune_keeps_two_and_reports_the_older_barrier() {
     let d = tmp("prune");
     for n in 1..=4 {
