@@ -9,6 +9,7 @@ mod cli;
 mod datadir;
 mod deletes;
 mod diff;
+mod disk_full;
 mod durability;
 mod errors;
 mod faults;

@@ -307,8 +307,10 @@ impl Writer {
         let result = self.write_frames(&frames);
         match result {
             Err(WriteError::NoSpace) => {
+                // Bookkeeping in this group still goes in: a reservation that a write in it
+                // waits for must not fail just because the data beside it does not fit.
                 self.enter_full();
-                self.hold(frames);
+                self.commit_while_full(frames);
             }
             Err(WriteError::Failed(e)) => answer(frames, Err(e)),
             Ok(()) => answer(frames, Ok(())),
