@@ -195,7 +195,8 @@ impl RecoveryBuilder {
             .segments_dir
             .clone()
             .ok_or("a snapshot refers to segments but none are expected")?;
-        let seg = Segment::open(&dir.join(&name), false)?;
+        let path = dir.join(&name);
+        let seg = Segment::open(&path).map_err(|e| format!("segment {}: {e}", path.display()))?;
         self.segment_files.insert(name);
         if let Some(t) = self.topic(topic_id) {
             t.max_record_seq = t.max_record_seq.max(seg.last_seq());

@@ -97,7 +97,7 @@ impl Store {
                 if s.deleted.contains(&e.seq) {
                     None
                 } else {
-                    s.seg.record(i)
+                    s.seg.read(i).ok()
                 }
             })
         });
@@ -170,7 +170,9 @@ impl Store {
         }
         let path = segment::write(fs, dir, topic_id, gen, &records)
             .map_err(|e| format!("sealing a segment: {e}"))?;
-        let seg = Segment::open(&path, true)?;
+        let seg = Segment::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        seg.verify_footer()
+            .map_err(|e| format!("{} right after sealing: {e}", path.display()))?;
         self.sealed_count += records.len() as u64;
         self.sealed_bytes += self.hot.bytes();
         self.sealed

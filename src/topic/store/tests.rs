@@ -96,7 +96,7 @@ fn attach_restores_a_segment_from_its_meta() {
     s.delete(99, Some(&TagPredicate::Eq("b".into())));
     let (metas, _) = s.image();
     let dir = std::env::temp_dir().join(format!("topics-store-attach-{}", std::process::id()));
-    let seg = Segment::open(&dir.join(segment::file_name(9, 1, 1)), false).unwrap();
+    let seg = Segment::open(&dir.join(segment::file_name(9, 1, 1))).unwrap();
     let mut r = Store::default();
     r.attach(seg, &metas[0]);
     assert_eq!(live(&r), vec![3]);
