@@ -201,6 +201,7 @@ async fn start(
         hot_total: std::sync::atomic::AtomicU64::new(0),
         sealing: std::sync::atomic::AtomicUsize::new(0),
         fs: fs.clone(),
+        integrity: Default::default(),
     });
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);

@@ -100,6 +100,7 @@ impl Harness {
             hot_total: AtomicU64::new(0),
             sealing: std::sync::atomic::AtomicUsize::new(0),
             fs: fs.clone(),
+            integrity: Default::default(),
         });
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);

@@ -4,11 +4,14 @@
 //!
 //! Invariants: every sealed seq is below every hot seq; `count`/`bytes` are the sums of both
 //! tiers' live counters; the tag index in RAM covers hot records only (sealed segments carry
-//! their own tag table on disk), so no operation scans a topic.
+//! their own tag table on disk), so no operation scans a topic; a sealed record is served
+//! only after it passed its checks, and a damaged one becomes a known loss range.
 
 mod hot;
+mod read;
 pub mod sealed;
 
+use crate::model::loss::LossSet;
 use crate::model::predicate::TagPredicate;
 use crate::model::record::Record;
 use crate::storage::fs::Fs;
@@ -19,6 +22,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 pub use hot::Evicted;
+pub use read::DamagedRun;
 
 /// What retention needs to know about a record without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,8 @@ pub struct Store {
     sealed_count: u64,
     sealed_bytes: u64,
     hot: Hot,
+    /// Seqs known to be lost for a reason other than retention or a delete.
+    losses: LossSet,
 }
 
 impl Store {
@@ -86,22 +92,10 @@ impl Store {
         self.hot.push(rec);
     }
 
-    /// Live records with seq > `after`, ascending (sealed ones decoded from their mapping).
-    pub fn live_after(&self, after: u64) -> impl Iterator<Item = Record> + '_ {
-        // Segments are ascending and disjoint: skip those wholly at or below `after` by bisection.
-        let first = self.sealed.partition_point(|s| s.seg.last_seq() <= after);
-        let sealed = self.sealed.range(first..).flat_map(move |s| {
-            let start = s.front.max(s.seg.position_after(after));
-            (start..s.seg.len()).filter_map(move |i| {
-                let e = s.seg.entry(i);
-                if s.deleted.contains(&e.seq) {
-                    None
-                } else {
-                    s.seg.read(i).ok()
-                }
-            })
-        });
-        sealed.chain(self.hot.live_after(after).cloned())
+    /// `$ts` of the newest record held (live or not), from RAM or a segment's index.
+    pub fn last_ts(&self) -> Option<i64> {
+        let sealed = || self.sealed.back().map(|s| s.seg.entry(s.seg.len() - 1).ts);
+        self.hot.last_ts().or_else(sealed)
     }
 
     /// Evict live records from the front while `evict(front, store)` holds.
@@ -136,6 +130,8 @@ impl Store {
     pub fn delete(&mut self, bound: u64, pred: Option<&TagPredicate>) -> (u64, u64) {
         let Some(p) = pred else {
             let ev = self.evict_front_while(|v, _| v.seq < bound);
+            // Deleted seqs read silently, lost ones included.
+            self.losses.drop_below(bound);
             return (ev.records, ev.bytes);
         };
         let (mut n, mut b) = (0, 0);
