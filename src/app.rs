@@ -203,6 +203,8 @@ async fn start(
         fs: fs.clone(),
         integrity: Default::default(),
     });
+    let (damaged_records, damaged_segments) = rec.damaged;
+    ctx.integrity.add(damaged_records, damaged_segments);
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);
     Ok((registry, wal, rec.snapshot_number, rec.segment_files))

@@ -102,6 +102,7 @@ impl Harness {
             fs: fs.clone(),
             integrity: Default::default(),
         });
+        ctx.integrity.add(rec.damaged.0, rec.damaged.1);
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);
         let checkpointer = Checkpointer::new(

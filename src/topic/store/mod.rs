@@ -17,7 +17,7 @@ use crate::model::record::Record;
 use crate::storage::fs::Fs;
 use crate::storage::segment::{self, Segment};
 use hot::Hot;
-use sealed::{Sealed, SealedMeta};
+use sealed::{DamagedSegment, Sealed, SealedMeta};
 use std::collections::VecDeque;
 use std::path::Path;
 
@@ -41,6 +41,8 @@ pub struct Store {
     hot: Hot,
     /// Seqs known to be lost for a reason other than retention or a delete.
     losses: LossSet,
+    /// Segments that failed their checks at open (their seqs are in `losses`).
+    damaged: Vec<DamagedSegment>,
 }
 
 impl Store {
@@ -131,7 +133,10 @@ impl Store {
         let Some(p) = pred else {
             let ev = self.evict_front_while(|v, _| v.seq < bound);
             // Deleted seqs read silently, lost ones included.
-            self.losses.drop_below(bound);
+            self.drop_losses_below(bound);
+            for d in &mut self.damaged {
+                d.meta.front_seq = d.meta.front_seq.max(bound);
+            }
             return (ev.records, ev.bytes);
         };
         let (mut n, mut b) = (0, 0);
@@ -187,12 +192,13 @@ impl Store {
         }
     }
 
-    /// Snapshot view: the sealed segments and the hot live records.
+    /// Snapshot view: the sealed segments (damaged ones too, so their files are kept and
+    /// found again at the next start), oldest first, and the hot live records.
     pub fn image(&self) -> (Vec<SealedMeta>, Vec<Record>) {
-        (
-            self.sealed.iter().map(Sealed::meta).collect(),
-            self.hot.live_records(),
-        )
+        let mut metas: Vec<SealedMeta> = self.sealed.iter().map(Sealed::meta).collect();
+        metas.extend(self.damaged.iter().map(|d| d.meta.clone()));
+        metas.sort_by_key(|m| m.first_seq);
+        (metas, self.hot.live_records())
     }
 }
 

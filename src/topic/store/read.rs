@@ -2,6 +2,7 @@
 //! are read) merged with the known loss ranges, and the bookkeeping for records a read
 //! found damaged, so each is reported once and told to every later reader.
 
+use super::sealed::{DamagedSegment, SealedMeta};
 use super::Store;
 use crate::model::loss::{Item, LossRange, CORRUPT};
 use crate::model::merge::{merge, Stored};
@@ -116,9 +117,45 @@ impl Store {
         runs
     }
 
-    /// Forget loss ranges below `floor` (`E` moved past them: the eviction tombstone covers
-    /// those seqs now).
+    /// Forget loss ranges below `floor` (`E` moved past them, or a delete did) and the
+    /// damaged segments wholly below it.
     pub fn drop_losses_below(&mut self, floor: u64) {
         self.losses.drop_below(floor);
+        self.damaged.retain(|d| d.to >= floor);
+    }
+
+    /// Recovery: a segment the snapshot describes failed its checks at open. Its seqs
+    /// become a `corrupt` loss range once [`Store::resolve_damaged`] knows where it ends.
+    pub fn attach_damaged(&mut self, meta: &SealedMeta) {
+        if meta.live_count > 0 {
+            self.damaged.push(DamagedSegment {
+                meta: meta.clone(),
+                to: u64::MAX,
+            });
+        }
+    }
+
+    /// Recovery, once everything is replayed: each damaged segment's range ends below the
+    /// next seq held (a later segment, a damaged one, a hot record) or at `head`.
+    pub fn resolve_damaged(&mut self, head: u64) {
+        self.damaged.sort_by_key(DamagedSegment::from);
+        let starts: Vec<u64> = self.damaged.iter().map(DamagedSegment::from).collect();
+        for (k, from) in starts.iter().copied().enumerate() {
+            let next_sealed = self
+                .sealed
+                .iter()
+                .map(|s| s.seg.first_seq())
+                .find(|&f| f > from);
+            let next_hot = self.hot.live_after(from).next().map(|r| r.seq);
+            let next_damaged = starts.get(k + 1).copied();
+            let next = [next_sealed, next_hot, next_damaged]
+                .into_iter()
+                .flatten()
+                .min();
+            let to = next.map_or(head, |n| n.saturating_sub(1)).min(head);
+            self.damaged[k].to = to;
+            self.losses.add(from, to, CORRUPT);
+        }
+        self.damaged.retain(|d| d.from() <= d.to);
     }
 }

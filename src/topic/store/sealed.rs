@@ -129,3 +129,21 @@ impl Sealed {
         }
     }
 }
+
+/// A segment whose header, index or tag table failed its checks at open: none of its records
+/// can be trusted. Its snapshot description is kept so checkpoints keep referring to the
+/// file, and every start finds (and reports) the damage again, until retention or a delete
+/// passes its range.
+#[derive(Debug, Clone)]
+pub struct DamagedSegment {
+    pub meta: SealedMeta,
+    /// Last seq of its loss range; `u64::MAX` until recovery knows what follows it.
+    pub to: u64,
+}
+
+impl DamagedSegment {
+    /// First seq its loss range covers (nothing below the front was live).
+    pub fn from(&self) -> u64 {
+        self.meta.front_seq.max(self.meta.first_seq)
+    }
+}

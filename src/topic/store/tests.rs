@@ -183,3 +183,33 @@ fn runs_of_damage_split_at_readable_records_and_count_the_segment_once() {
     assert_eq!(known, [(4, 4)]);
     assert_eq!(s.last_ts(), Some(6));
 }
+
+#[test]
+fn a_damaged_segment_reads_as_one_corrupt_range_up_to_the_next_held_seq() {
+    let s = two_tier("damaged");
+    let (metas, hot) = s.image();
+    let mut r = Store::default();
+    r.attach_damaged(&metas[0]);
+    for rec in hot {
+        r.push(rec);
+    }
+    r.resolve_damaged(6);
+    let mut found = Vec::new();
+    assert_eq!(walk(&r, 0, &mut found), ["1-4:corrupt", "r5", "r6"]);
+    assert!(found.is_empty());
+    assert_eq!(
+        r.count(),
+        2,
+        "nothing of the damaged segment counts as live"
+    );
+    assert_eq!(r.image().0, metas, "the file stays referred to");
+    // With nothing after it, the range reaches the head.
+    let mut alone = Store::default();
+    alone.attach_damaged(&metas[0]);
+    alone.resolve_damaged(9);
+    assert_eq!(walk(&alone, 2, &mut found), ["3-9:corrupt"]);
+    // Once `E` passes it, the segment is dropped (and its file becomes garbage).
+    r.drop_losses_below(5);
+    assert!(r.image().0.is_empty());
+    assert_eq!(walk(&r, 0, &mut found), ["r5", "r6"]);
+}
