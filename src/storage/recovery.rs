@@ -44,10 +44,10 @@ pub struct ReplaySummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct WalFileId {
-    boot: u32,
-    shard: usize,
-    index: u32,
+pub(crate) struct WalFileId {
+    pub(crate) boot: u32,
+    pub(crate) shard: usize,
+    pub(crate) index: u32,
 }
 
 fn parse_name(name: &str) -> Option<WalFileId> {
@@ -62,7 +62,8 @@ fn parse_name(name: &str) -> Option<WalFileId> {
         .then_some(WalFileId { boot, shard, index })
 }
 
-fn list_files(dir: &Path) -> Result<Vec<(WalFileId, PathBuf, u64)>, String> {
+/// WAL files in replay order, with their lengths.
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<(WalFileId, PathBuf, u64)>, String> {
     let mut files = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
