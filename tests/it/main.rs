@@ -6,6 +6,7 @@ mod harness;
 
 mod checkpoints;
 mod cli;
+mod corruption;
 mod deletes;
 mod diff;
 mod durability;
