@@ -12,6 +12,8 @@ use std::path::Path;
 pub struct FileCheck {
     /// Records whose own check ran (0 when the index could not be trusted).
     pub records: usize,
+    /// Format version, when the header could be trusted.
+    pub version: Option<u16>,
     /// What failed where, with the record's seq when the damage is one record's.
     pub problems: Vec<(Damage, Option<u64>)>,
 }
@@ -43,6 +45,7 @@ pub fn check_file(path: &Path) -> std::io::Result<FileCheck> {
         }
     }
     out.records = seg.len();
+    out.version = Some(seg.version());
     Ok(out)
 }
 

@@ -144,6 +144,7 @@ fn check_file_reports_each_damaged_record_with_its_seq() {
         check_file(&p).unwrap(),
         FileCheck {
             records: 3,
+            version: Some(2),
             problems: vec![]
         }
     );

@@ -154,3 +154,16 @@ fn snapshots_report_bad_frames_no_valid_one_and_missing_segments() {
         .what
         .contains("no valid snapshot"));
 }
+
+#[test]
+fn a_version_1_segment_is_checked_as_far_as_it_can_be_and_noted() {
+    let d = tmp("v1");
+    let dir = segment::dir(&d);
+    std::fs::create_dir_all(&dir).unwrap();
+    let v1 = include_bytes!("../segment/fixtures/v1.seg");
+    std::fs::write(dir.join(segment::file_name(5, 3, 2)), v1).unwrap();
+    let c = verify_segments(&d);
+    assert_eq!((c.files, c.items), (1, 3));
+    let severities: Vec<_> = c.problems.iter().map(|p| p.severity).collect();
+    assert_eq!(severities, [Severity::Note]);
+}
