@@ -210,9 +210,9 @@ impl RecoveryBuilder {
         Ok(())
     }
 
-    /// Attach a segment the snapshot describes. A file that cannot be read stops recovery;
-    /// one whose bytes fail their checks is attached as damaged: the server starts and
-    /// serves its seqs as a `corrupt` tombstone.
+    /// Attach a segment the snapshot describes. A file that cannot be read, or is in a
+    /// format this build does not know, stops recovery; one whose bytes fail their checks is
+    /// attached as damaged: the server starts and serves its seqs as a `corrupt` tombstone.
     fn on_segment(
         &mut self,
         topic_id: u64,
@@ -228,7 +228,7 @@ impl RecoveryBuilder {
         let opened = match Segment::open(&path) {
             Ok(seg) => check_identity(seg, topic_id, meta.first_seq),
             Err(OpenError::Damaged(d)) => Err(d),
-            Err(OpenError::Io(e)) => {
+            Err(e @ (OpenError::Io(_) | OpenError::Unsupported(_))) => {
                 return Err(format!(
                     "segment {}: {e}; refusing to start without it",
                     path.display()

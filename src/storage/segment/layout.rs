@@ -160,6 +160,21 @@ fn parse_v2(b: &[u8]) -> Result<Layout, Damage> {
     })
 }
 
+/// The version of a file in a format this build does not know (`None` for v1/v2 files, for
+/// files that are not segments, and for a v2 file whose version field is damaged: its header
+/// crc matches once the field reads `2`). An unknown version is a newer build's file, not
+/// damage: the server refuses to start rather than report its records lost.
+pub fn unsupported_version(b: &[u8]) -> Option<u16> {
+    let v = u16_at(b, 8)?;
+    if b.get(..8)? != MAGIC || v == V1 || v == V2 {
+        return None;
+    }
+    let mut header = b.get(..HEADER_V2)?.to_vec();
+    header[8..10].copy_from_slice(&V2.to_le_bytes());
+    let damaged_v2 = u32_at(&header, 44) == Some(crc32fast::hash(&header[..44]));
+    (!damaged_v2).then_some(v)
+}
+
 /// The whole-file crc in the footer (covers every byte before it).
 pub fn footer_ok(b: &[u8]) -> bool {
     let Some(at) = b.len().checked_sub(FOOTER) else {

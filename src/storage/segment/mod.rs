@@ -57,6 +57,8 @@ pub enum OpenError {
     Io(std::io::Error),
     /// Its bytes failed a structural or checksum check: none of its records can be trusted.
     Damaged(Damage),
+    /// A format version this build does not know (written by a newer build).
+    Unsupported(u16),
 }
 
 impl std::fmt::Display for OpenError {
@@ -64,6 +66,7 @@ impl std::fmt::Display for OpenError {
         match self {
             OpenError::Io(e) => write!(f, "{e}"),
             OpenError::Damaged(d) => write!(f, "damaged: {d}"),
+            OpenError::Unsupported(v) => write!(f, "format version {v} is unknown to this build"),
         }
     }
 }
@@ -99,6 +102,9 @@ impl Segment {
         // SAFETY: segment files are immutable once renamed into place and are never truncated
         // or rewritten while any mapping exists (they are only unlinked, which keeps the pages).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(OpenError::Io)?;
+        if let Some(v) = layout::unsupported_version(&map) {
+            return Err(OpenError::Unsupported(v));
+        }
         Segment::from_bytes(path.to_path_buf(), Bytes::from_owner(map)).map_err(OpenError::Damaged)
     }
 

@@ -191,6 +191,28 @@ fn a_missing_file_is_an_io_error_not_damage() {
     assert!(matches!(err, OpenError::Io(_)), "{err}");
 }
 
+#[test]
+fn a_newer_format_is_unsupported_but_a_flipped_version_field_is_damage() {
+    let mut newer = GOLDEN_V2.to_vec();
+    newer[8] = 3;
+    let header_crc = crc32fast::hash(&newer[..44]);
+    newer[44..48].copy_from_slice(&header_crc.to_le_bytes());
+    assert_eq!(layout::unsupported_version(&newer), Some(3));
+    let d = tmp("newer");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("n.seg"), &newer).unwrap();
+    let err = Segment::open(&d.join("n.seg")).unwrap_err();
+    assert!(matches!(err, OpenError::Unsupported(3)), "{err}");
+    for at in [8, 9] {
+        let flipped = flipped(GOLDEN_V2, at);
+        assert_eq!(layout::unsupported_version(&flipped), None, "flip at {at}");
+        std::fs::write(d.join("f.seg"), &flipped).unwrap();
+        let err = Segment::open(&d.join("f.seg")).unwrap_err();
+        assert!(matches!(err, OpenError::Damaged(_)), "flip at {at}: {err}");
+    }
+    assert_eq!(layout::unsupported_version(GOLDEN_V1), None);
+}
+
 /// Every single-bit flip anywhere in a v2 file: `open` fails, or every record read is the
 /// original or an error. Damaged bytes never come back as a record.
 #[test]
