@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use std::hint::black_box;
 use std::sync::Arc;
 use topics::model::json::compact;
-use topics::model::read::{scan, ScanLimits};
+use topics::model::read::{scan, Item, LossFloors, ScanLimits, ScanStart, Watermarks};
 use topics::model::record::{Record, RecordDraft, RecordInput, WriteLimits};
 use topics::storage::frame;
 
@@ -97,15 +97,22 @@ fn reads(c: &mut Criterion) {
         include_meta: true,
         skip_nodes: &skip,
     };
+    let w = Watermarks {
+        head_seq: 10_000,
+        earliest_seq: 1,
+        floors: LossFloors::default(),
+        first_loss: None,
+    };
     let mut g = c.benchmark_group("read");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("scan_limit1000", |b| {
         b.iter(|| {
-            black_box(
-                scan(records.iter().skip(5000).cloned(), 5000, 10_000, &lim)
-                    .taken
-                    .len(),
-            )
+            let start = ScanStart {
+                after: 5000,
+                tombstone: None,
+            };
+            let run = records.iter().skip(5000).cloned().map(Item::Record);
+            black_box(scan(run, start, &w, &lim).taken.len())
         })
     });
     g.finish();

@@ -320,7 +320,10 @@ async fn start(
         hot_total: std::sync::atomic::AtomicU64::new(0),
         sealing: std::sync::atomic::AtomicUsize::new(0),
         fs: fs.clone(),
+        integrity: Default::default(),
     });
+    let (damaged_records, damaged_segments) = rec.damaged;
+    ctx.integrity.add(damaged_records, damaged_segments);
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);
     Ok((registry, wal, rec.snapshot_number, rec.segment_files))

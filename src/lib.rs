@@ -16,3 +16,4 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod topic;
+pub mod verify;

@@ -1,14 +1,23 @@
-//! `topics` binary: parse flags, load config, init logging, run the server. No logic here.
+//! `topics` binary: parse flags, load config, init logging, run the server (the default), or
+//! run `topics verify`. No logic here.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use topics::config::{Config, LogFormat};
 
-/// A single-binary HTTP/JSON event-log server. Serving is the default (and only) action.
+/// A single-binary HTTP/JSON event-log server. Serving is the default action.
 #[derive(Parser, Debug)]
-#[command(name = "topics", version, about)]
+#[command(
+    name = "topics",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on [default: 127.0.0.1:4000]
     #[arg(long, env = "TOPICS_LISTEN")]
     listen: Option<String>,
@@ -25,6 +34,17 @@ struct Cli {
     /// as lost (tombstone reason "damaged"). Only after reading the refusal; see OPERATIONS.md
     #[arg(long, env = "TOPICS_SKIP_WAL_DAMAGE")]
     skip_wal_damage: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check every checksum in a data directory (segments, snapshots, WAL) without changing
+    /// it; exits 0 when clean, 1 when damage is found, 2 on usage errors
+    Verify {
+        /// Data directory to check
+        #[arg(long, env = "TOPICS_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, String> {
@@ -66,6 +86,10 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Verify { data_dir }) = &cli.command {
+        let code = topics::verify::run(data_dir, &mut std::io::stdout().lock());
+        return ExitCode::from(code);
+    }
     let config = match load(&cli) {
         Ok(c) => c,
         Err(e) => {

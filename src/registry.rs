@@ -69,6 +69,11 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Damage found in sealed data by this process.
+    pub fn integrity(&self) -> &crate::topic::integrity::Integrity {
+        &self.ctx.integrity
+    }
+
     /// Names in ascending byte order after `after`, starting with `prefix`, at most `limit`;
     /// the bool says whether more exist.
     pub fn list(

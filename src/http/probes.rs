@@ -17,7 +17,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// 503 during replay, and after a storage failure (the process can still serve reads, but a
-/// load balancer should stop sending it writes).
+/// load balancer should stop sending it writes). Damaged sealed data keeps it ready (readers
+/// get `corrupt` tombstones); `detail` counts what was found.
 pub async fn ready(State(state): State<AppState>) -> Response {
     // A storage failure outranks replay progress: it needs an operator, not patience.
     if state.inner.health.is_poisoned() {
@@ -36,9 +37,20 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if !state.is_ready() {
         return ApiError::not_ready(state.inner.progress.fraction()).into_response();
     }
-    let topics = state.registry().map_or(0, |r| r.len());
+    let Ok(registry) = state.registry() else {
+        return ApiError::not_ready(state.inner.progress.fraction()).into_response();
+    };
+    let damage = registry.integrity();
     json_value(
         StatusCode::OK,
-        &json!({ "status": "ready", "wal_replay_complete": true, "topics": topics }),
+        &json!({
+            "status": "ready",
+            "wal_replay_complete": true,
+            "topics": registry.len(),
+            "detail": {
+                "corrupt_records": damage.corrupt_records(),
+                "corrupt_segments": damage.corrupt_segments(),
+            }
+        }),
     )
 }

@@ -1,7 +1,9 @@
 //! Pure domain rules: names, topic configuration, record validation and JSON byte handling,
-//! read planning. No I/O, no tokio, no axum — everything here is unit-testable in isolation.
+//! read planning and loss ranges. No I/O, no tokio, no axum — everything here is unit-testable in isolation.
 
 pub mod json;
+pub mod loss;
+pub mod merge;
 pub mod name;
 pub mod predicate;
 pub mod priority;

@@ -1,6 +1,13 @@
 //! Cursor-read planning (contract §6.2/§6.3): where a read starts, whether it carries a
-//! tombstone, and how the walk over stored records ends. Pure functions over watermarks.
+//! tombstone, and how the walk over stored records and known loss ranges ends. Pure
+//! functions over watermarks.
+//!
+//! The walk meets loss ranges in seq order (`Item::Loss`). At most one tombstone goes in a
+//! response: a range met before anything was taken, when the response has no tombstone yet,
+//! becomes it and the walk goes on after the range; any other range stops the walk just
+//! before it, so the next read (whose cursor is below the range) reports it.
 
+pub use super::loss::{Item, LossRange};
 use super::record::Record;
 use serde::Serialize;
 
@@ -46,23 +53,41 @@ pub struct Tombstone {
 #[derive(Debug, Clone, Copy)]
 pub struct Watermarks {
     pub head_seq: u64,
+    /// `L`: the first live record (`head + 1` when none).
     pub earliest_seq: u64,
     pub floors: LossFloors,
+    /// The first seq of a known loss range at or above `E`, if any: a scan that skips ahead
+    /// to `L` must not skip a loss range below `L`.
+    pub first_loss: Option<u64>,
+}
+
+/// Where the walk starts, and the tombstone steps 1–2 of §6.2 already gave the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanStart {
+    pub after: u64,
+    pub tombstone: Option<Tombstone>,
 }
 
 /// Steps 1–3 of §6.2: the tombstone (if any) and the seq the scan starts after.
-pub fn plan_start(from_seq: u64, w: &Watermarks) -> (Option<Tombstone>, u64) {
-    let (h, l) = (w.head_seq, w.earliest_seq);
+pub fn plan_start(from_seq: u64, w: &Watermarks) -> ScanStart {
+    let h = w.head_seq;
+    // Skipping ahead goes to the first live record or the first loss range, whichever is first.
+    let skip_to = w
+        .first_loss
+        .map_or(w.earliest_seq, |f| f.min(w.earliest_seq));
     if from_seq > h {
         let t = Tombstone {
             gap_from: 1,
             gap_to: h,
             reason: "recreated",
             missed_estimate: h.max(1),
-            earliest_seq: l,
+            earliest_seq: w.earliest_seq,
             head_seq: h,
         };
-        return (Some(t), l.saturating_sub(1));
+        return ScanStart {
+            after: skip_to.saturating_sub(1),
+            tombstone: Some(t),
+        };
     }
     let e = w.floors.evict_floor(h);
     if from_seq.saturating_add(1) < e {
@@ -75,9 +100,29 @@ pub fn plan_start(from_seq: u64, w: &Watermarks) -> (Option<Tombstone>, u64) {
             earliest_seq: e,
             head_seq: h,
         };
-        return (Some(t), l.saturating_sub(1).max(from_seq));
+        return ScanStart {
+            after: skip_to.saturating_sub(1).max(from_seq),
+            tombstone: Some(t),
+        };
     }
-    (None, from_seq)
+    ScanStart {
+        after: from_seq,
+        tombstone: None,
+    }
+}
+
+/// The tombstone for a loss range met by the walk (`earliest_seq` is `E`, as in §6.3).
+fn range_tombstone(r: &LossRange, w: &Watermarks) -> Tombstone {
+    let h = w.head_seq;
+    let gap_to = r.gap_to.min(h);
+    Tombstone {
+        gap_from: r.gap_from,
+        gap_to,
+        reason: r.reason,
+        missed_estimate: gap_to - r.gap_from + 1,
+        earliest_seq: w.floors.evict_floor(h),
+        head_seq: h,
+    }
 }
 
 /// What the walk over records may take.
@@ -98,25 +143,22 @@ pub struct ScanOutcome {
     pub next_from_seq: u64,
     /// Records examined (delivered + skipped).
     pub scanned: u64,
+    /// The response's tombstone: the start's, or a loss range the walk met first.
+    pub tombstone: Option<Tombstone>,
 }
 
-/// Walk `run` (records with seq > `scan_after`, ascending) up to `head_seq`.
-pub fn scan(
-    run: impl Iterator<Item = Record>,
-    scan_after: u64,
-    head_seq: u64,
-    lim: &ScanLimits<'_>,
-) -> ScanOutcome {
-    let mut taken: Vec<Record> = Vec::new();
-    let mut used = 0u64;
-    let mut last_examined = None;
-    let mut scanned = 0u64;
-    let mut stopped_early = false;
-    for rec in run {
-        if taken.len() >= lim.limit {
-            stopped_early = true;
-            break;
-        }
+/// The walk's running state.
+#[derive(Default)]
+struct Walk {
+    taken: Vec<Record>,
+    used: u64,
+    last_examined: Option<u64>,
+    scanned: u64,
+}
+
+impl Walk {
+    /// Take or skip `rec`; `false` when the byte budget stops the walk before it.
+    fn offer(&mut self, rec: Record, lim: &ScanLimits<'_>) -> bool {
         let skip = rec
             .node
             .as_deref()
@@ -128,166 +170,69 @@ pub fn scan(
                 0
             };
             let size = (rec.data.len() + meta) as u64;
-            if !taken.is_empty() && used + size > lim.budget_bytes {
+            if !self.taken.is_empty() && self.used + size > lim.budget_bytes {
+                return false;
+            }
+            self.used += size;
+        }
+        self.last_examined = Some(rec.seq);
+        self.scanned += 1;
+        if !skip {
+            self.taken.push(rec);
+        }
+        true
+    }
+}
+
+/// Walk `run` (items above `start.after`, ascending) up to `w.head_seq`.
+pub fn scan(
+    run: impl IntoIterator<Item = Item>,
+    start: ScanStart,
+    w: &Watermarks,
+    lim: &ScanLimits<'_>,
+) -> ScanOutcome {
+    let ScanStart {
+        after,
+        mut tombstone,
+    } = start;
+    let mut walk = Walk::default();
+    let mut stopped_early = false;
+    for item in run {
+        if walk.taken.len() >= lim.limit {
+            stopped_early = true;
+            break;
+        }
+        match item {
+            Item::Record(rec) => {
+                if !walk.offer(rec, lim) {
+                    stopped_early = true;
+                    break;
+                }
+            }
+            Item::Loss(r) if r.gap_from > w.head_seq || r.gap_from > r.gap_to => break,
+            Item::Loss(r) if walk.taken.is_empty() && tombstone.is_none() => {
+                let t = range_tombstone(&r, w);
+                walk.last_examined = Some(t.gap_to);
+                tombstone = Some(t);
+            }
+            Item::Loss(_) => {
                 stopped_early = true;
                 break;
             }
-            used += size;
-            last_examined = Some(rec.seq);
-            scanned += 1;
-            taken.push(rec);
-            continue;
         }
-        last_examined = Some(rec.seq);
-        scanned += 1;
     }
     let next_from_seq = if stopped_early {
-        last_examined.unwrap_or(scan_after)
+        walk.last_examined.unwrap_or(after)
     } else {
-        head_seq.max(scan_after)
+        w.head_seq.max(after)
     };
     ScanOutcome {
-        taken,
+        taken: walk.taken,
         next_from_seq,
-        scanned,
+        scanned: walk.scanned,
+        tombstone,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    fn rec(seq: u64, node: Option<&str>, len: usize) -> Record {
-        Record {
-            seq,
-            ts: 0,
-            node: node.map(Into::into),
-            tag: None,
-            data: Bytes::from(vec![b'1'; len]),
-            meta: None,
-            hops: 0,
-        }
-    }
-
-    fn wm(h: u64, l: u64, floors: LossFloors) -> Watermarks {
-        Watermarks {
-            head_seq: h,
-            earliest_seq: l,
-            floors,
-        }
-    }
-
-    #[test]
-    fn no_tombstone_without_loss() {
-        assert_eq!(plan_start(0, &wm(10, 1, LossFloors::default())), (None, 0));
-        assert_eq!(
-            plan_start(10, &wm(10, 1, LossFloors::default())),
-            (None, 10)
-        );
-    }
-
-    #[test]
-    fn cursor_above_head_is_recreated() {
-        let (t, start) = plan_start(50, &wm(3, 1, LossFloors::default()));
-        let t = t.unwrap();
-        assert_eq!(
-            (t.gap_from, t.gap_to, t.reason, t.missed_estimate),
-            (1, 3, "recreated", 3)
-        );
-        assert_eq!(start, 0);
-        let (t, _) = plan_start(5, &wm(0, 1, LossFloors::default()));
-        assert_eq!(t.unwrap().missed_estimate, 1);
-    }
-
-    #[test]
-    fn eviction_past_cursor_tombstones_with_reason() {
-        let floors = LossFloors {
-            cap: 10,
-            ttl: 0,
-            source_trim: 0,
-        };
-        let (t, start) = plan_start(4, &wm(20, 11, floors));
-        let t = t.unwrap();
-        assert_eq!(
-            (
-                t.gap_from,
-                t.gap_to,
-                t.reason,
-                t.missed_estimate,
-                t.earliest_seq
-            ),
-            (5, 10, "cap", 6, 11)
-        );
-        assert_eq!(start, 10);
-        let floors = LossFloors {
-            cap: 10,
-            ttl: 7,
-            source_trim: 0,
-        };
-        assert_eq!(
-            plan_start(4, &wm(20, 11, floors)).0.unwrap().reason,
-            "mixed"
-        );
-        assert_eq!(plan_start(8, &wm(20, 11, floors)).0.unwrap().reason, "cap");
-        let floors = LossFloors {
-            cap: 0,
-            ttl: 7,
-            source_trim: 0,
-        };
-        assert_eq!(plan_start(2, &wm(20, 8, floors)).0.unwrap().reason, "ttl");
-        // A cursor just below E reads silently.
-        assert_eq!(plan_start(7, &wm(20, 8, floors)).0, None);
-    }
-
-    #[test]
-    fn scan_respects_limit_budget_and_node_filter() {
-        let recs = [
-            rec(1, None, 4),
-            rec(2, Some("me"), 4),
-            rec(3, None, 4),
-            rec(5, None, 4),
-        ];
-        let seqs = |o: &ScanOutcome| o.taken.iter().map(|r| r.seq).collect::<Vec<_>>();
-        let nodes = vec!["me".to_string()];
-        let lim = ScanLimits {
-            limit: 2,
-            budget_bytes: 100,
-            include_meta: true,
-            skip_nodes: &nodes,
-        };
-        let out = scan(recs.iter().cloned(), 0, 6, &lim);
-        assert_eq!(
-            (seqs(&out), out.next_from_seq, out.scanned),
-            (vec![1, 3], 3, 3)
-        );
-        let lim = ScanLimits {
-            limit: 10,
-            budget_bytes: 100,
-            include_meta: true,
-            skip_nodes: &nodes,
-        };
-        let out = scan(recs.iter().cloned(), 0, 6, &lim);
-        assert_eq!((out.taken.len(), out.next_from_seq, out.scanned), (3, 6, 4));
-        let lim = ScanLimits {
-            limit: 10,
-            budget_bytes: 5,
-            include_meta: true,
-            skip_nodes: &[],
-        };
-        let out = scan(recs.iter().cloned(), 0, 6, &lim);
-        assert_eq!((seqs(&out), out.next_from_seq), (vec![1], 1));
-        let lim = ScanLimits {
-            limit: 10,
-            budget_bytes: 1,
-            include_meta: true,
-            skip_nodes: &[],
-        };
-        assert_eq!(
-            seqs(&scan(recs.iter().cloned(), 0, 6, &lim)),
-            vec![1],
-            "one record always fits"
-        );
-        assert_eq!(scan(std::iter::empty(), 3, 6, &lim).next_from_seq, 6);
-    }
-}
+mod tests;

@@ -4,6 +4,8 @@
 //! - `wal`: group-committing writer threads, one per shard.
 //! - `recovery`: replays WAL files at startup, truncating a torn tail.
 //! - `lock`: the data-directory lock.
+//! - `segment`: sealed segment files; `snapshot`: checkpoint files.
+//! - `verify`: offline checks of every checksum in a data directory (`topics verify`).
 
 pub mod frame;
 pub mod fs;
@@ -12,6 +14,7 @@ pub mod lock;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot;
+pub mod verify;
 pub mod wal;
 
 use std::path::{Path, PathBuf};

@@ -50,7 +50,7 @@ fn file_name(number: u64) -> String {
 }
 
 /// The number of a snapshot file this server wrote: exactly the shape `file_name` produces.
-fn parse_file_name(name: &str) -> Option<u64> {
+pub fn parse_file_name(name: &str) -> Option<u64> {
     let n = name.strip_suffix(".snap")?.parse().ok()?;
     (file_name(n) == name).then_some(n)
 }
@@ -111,15 +111,24 @@ pub fn list(fs: &dyn Fs, dir: &Path) -> std::io::Result<Vec<u64>> {
 
 /// Read and fully validate one snapshot; `None` if it is corrupt or incomplete.
 pub fn load(dir: &Path, number: u64) -> Option<Snapshot> {
-    let buf = Bytes::from(std::fs::read(dir.join(file_name(number))).ok()?);
-    let (barrier, mut at) = parse_header(&buf, number)?;
+    let buf = std::fs::read(dir.join(file_name(number))).ok()?;
+    check(Bytes::from(buf), number).ok()
+}
+
+/// Every check `load` makes, saying where the first failure is: (file offset, what).
+pub fn check(buf: Bytes, number: u64) -> Result<Snapshot, (u64, String)> {
+    let (barrier, mut at) = parse_header(&buf, number)
+        .ok_or((0, "bad header (magic, version, number or crc)".into()))?;
     let mut frames = Vec::new();
     while at < buf.len() {
-        let (f, next) = frame::decode(&buf, at).ok()?;
+        let (f, next) = frame::decode(&buf, at).map_err(|e| (at as u64, format!("{e:?} frame")))?;
         frames.push(f);
         at = next;
     }
-    matches!(frames.last(), Some(Frame::SnapshotEnd { .. })).then_some(Snapshot {
+    if !matches!(frames.last(), Some(Frame::SnapshotEnd { .. })) {
+        return Err((buf.len() as u64, "no end marker: incomplete".into()));
+    }
+    Ok(Snapshot {
         number,
         barrier,
         frames,

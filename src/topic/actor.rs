@@ -88,7 +88,7 @@ impl Actor {
     ) -> (Actor, watch::Receiver<u64>) {
         let head = rec.head_seq();
         let (head_tx, head_rx) = watch::channel(head);
-        let last_ts = rec.store.live_after(0).last().map_or(0, |r| r.ts);
+        let last_ts = rec.store.last_ts().unwrap_or(0);
         let shard = shard_of(&rec.name, ctx.wal.shard_count());
         let reserve_ahead = ctx.seq_reserve_ahead;
         ctx.total_bytes

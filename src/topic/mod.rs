@@ -17,6 +17,7 @@ mod delete;
 mod handle;
 pub mod idempotency;
 pub mod image;
+pub mod integrity;
 #[cfg(test)]
 mod model_tests;
 mod read;
@@ -64,6 +65,8 @@ pub struct TopicCtx {
     pub sealing: std::sync::atomic::AtomicUsize,
     /// Mutating file operations of sealing (tests inject power cuts).
     pub fs: Arc<dyn crate::storage::fs::Fs>,
+    /// Damage found in sealed data (readiness detail).
+    pub integrity: integrity::Integrity,
 }
 
 /// Why a topic command failed.

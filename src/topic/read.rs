@@ -12,10 +12,12 @@ impl Actor {
     }
 
     fn watermarks(&self) -> Watermarks {
+        let floor = self.floors.evict_floor(self.head_seq);
         Watermarks {
             head_seq: self.head_seq,
             earliest_seq: self.earliest_seq(),
             floors: self.floors,
+            first_loss: self.store.first_loss(floor),
         }
     }
 
@@ -24,7 +26,7 @@ impl Actor {
         self.last_read_ts = Some(now);
         self.last_consumed_ts = Some(now);
         let w = self.watermarks();
-        let (tombstone, scan_after) = plan_start(req.from_seq, &w);
+        let start = plan_start(req.from_seq, &w);
         let skip_nodes: &[String] = if self.config.dedupe_node {
             &req.skip_nodes
         } else {
@@ -36,21 +38,39 @@ impl Actor {
             include_meta: req.include_meta,
             skip_nodes,
         };
-        let out = scan(
-            self.store.live_after(scan_after),
-            scan_after,
-            self.head_seq,
-            &lim,
-        );
+        let floor = w.floors.evict_floor(w.head_seq);
+        let mut found = Vec::new();
+        let run = self.store.items_after(start.after, floor, &mut found);
+        let out = scan(run, start, &w, &lim);
+        if !found.is_empty() {
+            self.report_damaged(&found);
+        }
         ReadResult {
             records: out.taken,
             next_from_seq: out.next_from_seq,
             head_seq: self.head_seq,
             earliest_seq: w.earliest_seq,
             caught_up: out.next_from_seq == self.head_seq,
-            tombstone,
+            tombstone: out.tombstone,
             lag: self.head_seq.saturating_sub(out.next_from_seq),
             scanned: out.scanned,
+        }
+    }
+
+    /// Damaged records a read found: known from now on (so reported and logged once),
+    /// logged per run and counted.
+    fn report_damaged(&mut self, found: &[u64]) {
+        for run in self.store.note_damaged(found) {
+            tracing::error!(
+                topic = %self.name,
+                segment = %run.path.display(),
+                first_seq = run.from,
+                last_seq = run.to,
+                records = run.records,
+                "sealed records failed their checksum; readers get a corrupt tombstone instead"
+            );
+            let segments = u64::from(run.first_in_segment);
+            self.ctx.integrity.add(run.records, segments);
         }
     }
 

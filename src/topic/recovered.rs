@@ -23,9 +23,6 @@ pub struct RecoveredTopic {
     pub ceiling: u64,
     /// Highest recovered record seq (evicted or deleted records included).
     pub max_record_seq: u64,
-    /// Seq ranges lost without a voluntary delete (a crash, skipped WAL damage), keyed by
-    /// their first seq: readers crossing one get a tombstone.
-    pub loss_ranges: std::collections::BTreeMap<u64, (u64, LossReason)>,
     /// Set where skipped WAL damage may have held this topic's records: the seq the damage
     /// follows and how many records it may have held. The next record read settles it.
     damage_from: Option<(u64, u64)>,
@@ -60,6 +57,12 @@ impl LossReason {
         }
     }
 
+    pub fn from_str(s: &str) -> Option<LossReason> {
+        [LossReason::Crash, LossReason::Damaged, LossReason::Corrupt]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
     pub fn from_code(c: u8) -> Option<LossReason> {
         match c {
             1 => Some(LossReason::Crash),
@@ -81,17 +84,17 @@ impl RecoveredTopic {
             idempotency: IdemTable::default(),
             ceiling: 0,
             max_record_seq: 0,
-            loss_ranges: Default::default(),
             damage_from: None,
         }
     }
 
+    /// Seqs lost without a voluntary delete (a crash, skipped WAL damage): readers crossing
+    /// them get a tombstone.
     fn add_loss(&mut self, from: u64, to: u64, reason: LossReason) {
         if from == 0 || to < from {
             return;
         }
-        let e = self.loss_ranges.entry(from).or_insert((to, reason));
-        e.0 = e.0.max(to);
+        self.store.add_loss_range(from, to, reason.as_str());
     }
 
     /// The end of a boot that did not stop cleanly: seqs reserved beyond the last record
@@ -173,6 +176,14 @@ impl RecoveredTopic {
             .max(self.floors.source_trim)
     }
 
+    /// Once everything is replayed: damaged segments' ranges end where the next held seq
+    /// starts; ranges below `E` are left to the eviction tombstone.
+    fn settle_losses(&mut self) {
+        let head = self.head_seq();
+        self.store.resolve_damaged(head);
+        self.store.drop_losses_below(self.floors.evict_floor(head));
+    }
+
     fn raise_floors(&mut self, f: LossFloors) {
         self.floors.cap = self.floors.cap.max(f.cap);
         self.floors.ttl = self.floors.ttl.max(f.ttl);
@@ -196,6 +207,24 @@ pub struct RecoveryBuilder {
     pub segments_dir: Option<std::path::PathBuf>,
     /// Segment files the snapshot referred to.
     pub segment_files: std::collections::HashSet<String>,
+    /// Segments that failed their checks at open, and the live records they held.
+    pub damaged_segments: u64,
+    pub damaged_records: u64,
+}
+
+/// A segment that passed its own checks but is not the one the snapshot names is damaged too.
+fn check_identity(
+    seg: crate::storage::segment::Segment,
+    topic_id: u64,
+    first_seq: u64,
+) -> Result<crate::storage::segment::Segment, crate::storage::segment::Damage> {
+    if seg.topic_id() == topic_id && seg.first_seq() == first_seq {
+        return Ok(seg);
+    }
+    Err(crate::storage::segment::Damage {
+        offset: 0,
+        what: "segment belongs to another topic or seq range",
+    })
 }
 
 impl RecoveryBuilder {
@@ -310,22 +339,48 @@ impl RecoveryBuilder {
         Ok(())
     }
 
+    /// Attach a segment the snapshot describes. A file that cannot be read, or is in a
+    /// format this build does not know, stops recovery; one whose bytes fail their checks is
+    /// attached as damaged: the server starts and serves its seqs as a `corrupt` tombstone.
     fn on_segment(
         &mut self,
         topic_id: u64,
         meta: &crate::storage::frame::SegmentRef,
     ) -> Result<(), String> {
-        use crate::storage::segment::{file_name, Segment};
+        use crate::storage::segment::{file_name, OpenError, Segment};
         let name = file_name(topic_id, meta.first_seq, meta.gen);
         let dir = self
             .segments_dir
             .clone()
             .ok_or("a snapshot refers to segments but none are expected")?;
-        let seg = Segment::open(&dir.join(&name), false)?;
+        let path = dir.join(&name);
+        let opened = match Segment::open(&path) {
+            Ok(seg) => check_identity(seg, topic_id, meta.first_seq),
+            Err(OpenError::Damaged(d)) => Err(d),
+            Err(e @ (OpenError::Io(_) | OpenError::Unsupported(_))) => {
+                return Err(format!(
+                    "segment {}: {e}; refusing to start without it",
+                    path.display()
+                ))
+            }
+        };
         self.segment_files.insert(name);
-        if let Some(t) = self.topic(topic_id) {
-            t.max_record_seq = t.max_record_seq.max(seg.last_seq());
-            t.store.attach(seg, meta);
+        let Some(t) = self.topic(topic_id) else {
+            return Ok(());
+        };
+        match opened {
+            Ok(seg) => {
+                t.max_record_seq = t.max_record_seq.max(seg.last_seq());
+                t.store.attach(seg, meta);
+            }
+            Err(d) => {
+                tracing::error!(topic = %t.name, segment = %path.display(), offset = d.offset,
+                    damage = d.what, live_records = meta.live_count,
+                    "sealed segment is damaged; its seqs are served as a corrupt tombstone");
+                t.store.attach_damaged(meta);
+                self.damaged_segments += 1;
+                self.damaged_records += meta.live_count;
+            }
         }
         Ok(())
     }
@@ -358,7 +413,10 @@ impl RecoveryBuilder {
     /// Live topics and the next free topic id.
     pub fn finish(self) -> (Vec<RecoveredTopic>, u64) {
         let mut topics: Vec<_> = self.topics.into_values().collect();
-        topics.iter_mut().for_each(RecoveredTopic::close_damage);
+        for t in &mut topics {
+            t.close_damage();
+            t.settle_losses();
+        }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         (topics, self.max_id + 1)
     }
@@ -400,6 +458,7 @@ pub fn recover_dir(
         return Err(e);
     }
     let segment_files = std::mem::take(&mut builder.segment_files);
+    let damaged = (builder.damaged_records, builder.damaged_segments);
     let (topics, next_id) = builder.finish();
     Ok(Recovered {
         topics,
@@ -407,6 +466,7 @@ pub fn recover_dir(
         summary,
         snapshot_number,
         segment_files,
+        damaged,
     })
 }
 
@@ -448,6 +508,8 @@ pub struct Recovered {
     pub snapshot_number: u64,
     /// Segment files that snapshot referred to (kept until two newer snapshots drop them).
     pub segment_files: std::collections::HashSet<String>,
+    /// (live records, segments) of segments found damaged at open.
+    pub damaged: (u64, u64),
 }
 
 /// A segment's `.tmp` is a seal interrupted by a crash: its records are still in the WAL.

@@ -38,6 +38,9 @@ impl Actor {
             freed += ev.bytes;
         }
         self.ctx.total_bytes.fetch_sub(freed, Ordering::Relaxed);
+        // Known losses below `E` are reported by the eviction tombstone from now on.
+        let floor = self.floors.evict_floor(self.head_seq);
+        self.store.drop_losses_below(floor);
     }
 
     /// Write the floors if they moved since last logged. No sync of its own: a floor lost

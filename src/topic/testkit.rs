@@ -102,7 +102,9 @@ impl Harness {
             hot_total: AtomicU64::new(0),
             sealing: std::sync::atomic::AtomicUsize::new(0),
             fs: fs.clone(),
+            integrity: Default::default(),
         });
+        ctx.integrity.add(rec.damaged.0, rec.damaged.1);
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);
         let checkpointer = Checkpointer::new(

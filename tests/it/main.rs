@@ -6,6 +6,7 @@ mod harness;
 
 mod checkpoints;
 mod cli;
+mod corruption;
 mod datadir;
 mod deletes;
 mod diff;

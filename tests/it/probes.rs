@@ -39,7 +39,8 @@ fn ready_and_readyz_report_ready_with_topic_count() {
         let body = s.get(path).expect(200);
         assert_eq!(
             body,
-            json!({"status": "ready", "wal_replay_complete": true, "topics": 0}),
+            json!({"status": "ready", "wal_replay_complete": true, "topics": 0,
+                   "detail": {"corrupt_records": 0, "corrupt_segments": 0}}),
             "{path}"
         );
     }

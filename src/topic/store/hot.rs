@@ -47,6 +47,11 @@ impl Hot {
         self.entries.back().map(|e| e.rec.seq)
     }
 
+    /// `$ts` of the newest entry (live or deleted).
+    pub fn last_ts(&self) -> Option<i64> {
+        self.entries.back().map(|e| e.rec.ts)
+    }
+
     /// The oldest live record.
     pub fn front(&self) -> Option<&Record> {
         self.entries.front().map(|e| &e.rec)

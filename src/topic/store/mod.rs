@@ -4,21 +4,25 @@
 //!
 //! Invariants: every sealed seq is below every hot seq; `count`/`bytes` are the sums of both
 //! tiers' live counters; the tag index in RAM covers hot records only (sealed segments carry
-//! their own tag table on disk), so no operation scans a topic.
+//! their own tag table on disk), so no operation scans a topic; a sealed record is served
+//! only after it passed its checks, and a damaged one becomes a known loss range.
 
 mod hot;
+mod read;
 pub mod sealed;
 
+use crate::model::loss::LossSet;
 use crate::model::predicate::TagPredicate;
 use crate::model::record::Record;
 use crate::storage::fs::Fs;
 use crate::storage::segment::{self, Segment};
 use hot::Hot;
-use sealed::{Sealed, SealedMeta};
+use sealed::{DamagedSegment, Sealed, SealedMeta};
 use std::collections::VecDeque;
 use std::path::Path;
 
 pub use hot::Evicted;
+pub use read::DamagedRun;
 
 /// What retention needs to know about a record without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,10 @@ pub struct Store {
     sealed_count: u64,
     sealed_bytes: u64,
     hot: Hot,
+    /// Seqs known to be lost for a reason other than retention or a delete.
+    losses: LossSet,
+    /// Segments that failed their checks at open (their seqs are in `losses`).
+    damaged: Vec<DamagedSegment>,
 }
 
 impl Store {
@@ -86,22 +94,10 @@ impl Store {
         self.hot.push(rec);
     }
 
-    /// Live records with seq > `after`, ascending (sealed ones decoded from their mapping).
-    pub fn live_after(&self, after: u64) -> impl Iterator<Item = Record> + '_ {
-        // Segments are ascending and disjoint: skip those wholly at or below `after` by bisection.
-        let first = self.sealed.partition_point(|s| s.seg.last_seq() <= after);
-        let sealed = self.sealed.range(first..).flat_map(move |s| {
-            let start = s.front.max(s.seg.position_after(after));
-            (start..s.seg.len()).filter_map(move |i| {
-                let e = s.seg.entry(i);
-                if s.deleted.contains(&e.seq) {
-                    None
-                } else {
-                    s.seg.record(i)
-                }
-            })
-        });
-        sealed.chain(self.hot.live_after(after).cloned())
+    /// `$ts` of the newest record held (live or not), from RAM or a segment's index.
+    pub fn last_ts(&self) -> Option<i64> {
+        let sealed = || self.sealed.back().map(|s| s.seg.entry(s.seg.len() - 1).ts);
+        self.hot.last_ts().or_else(sealed)
     }
 
     /// Evict live records from the front while `evict(front, store)` holds.
@@ -136,6 +132,11 @@ impl Store {
     pub fn delete(&mut self, bound: u64, pred: Option<&TagPredicate>) -> (u64, u64) {
         let Some(p) = pred else {
             let ev = self.evict_front_while(|v, _| v.seq < bound);
+            // Deleted seqs read silently, lost ones included.
+            self.drop_losses_below(bound);
+            for d in &mut self.damaged {
+                d.meta.front_seq = d.meta.front_seq.max(bound);
+            }
             return (ev.records, ev.bytes);
         };
         let (mut n, mut b) = (0, 0);
@@ -170,7 +171,9 @@ impl Store {
         }
         let path = segment::write(fs, dir, topic_id, gen, &records)
             .map_err(|e| format!("sealing a segment: {e}"))?;
-        let seg = Segment::open(&path, true)?;
+        let seg = Segment::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        seg.verify_footer()
+            .map_err(|e| format!("{} right after sealing: {e}", path.display()))?;
         self.sealed_count += records.len() as u64;
         self.sealed_bytes += self.hot.bytes();
         self.sealed
@@ -189,12 +192,13 @@ impl Store {
         }
     }
 
-    /// Snapshot view: the sealed segments and the hot live records.
+    /// Snapshot view: the sealed segments (damaged ones too, so their files are kept and
+    /// found again at the next start), oldest first, and the hot live records.
     pub fn image(&self) -> (Vec<SealedMeta>, Vec<Record>) {
-        (
-            self.sealed.iter().map(Sealed::meta).collect(),
-            self.hot.live_records(),
-        )
+        let mut metas: Vec<SealedMeta> = self.sealed.iter().map(Sealed::meta).collect();
+        metas.extend(self.damaged.iter().map(|d| d.meta.clone()));
+        metas.sort_by_key(|m| m.first_seq);
+        (metas, self.hot.live_records())
     }
 }
 

@@ -4,6 +4,7 @@
 //! Invariant: `front` always indexes a live (not deleted) entry, or equals the entry count
 //! (the segment is exhausted and leaves the store).
 
+use crate::model::merge::Stored;
 use crate::storage::segment::Segment;
 use std::collections::BTreeSet;
 
@@ -17,6 +18,8 @@ pub struct Sealed {
     pub live_count: u64,
     pub live_bytes: u64,
     pub gen: u32,
+    /// A read found a damaged record here already (the segment is counted once).
+    pub damage_reported: bool,
 }
 
 /// What a snapshot records about a sealed segment (shared with the snapshot codec).
@@ -33,6 +36,7 @@ impl Sealed {
             live_count,
             live_bytes,
             gen,
+            damage_reported: false,
         }
     }
 
@@ -46,6 +50,7 @@ impl Sealed {
             live_count: m.live_count,
             live_bytes: m.live_bytes,
             gen: m.gen,
+            damage_reported: false,
         };
         s.skip_deleted();
         s
@@ -65,6 +70,27 @@ impl Sealed {
             live_bytes: self.live_bytes,
             deleted: self.deleted.iter().copied().collect(),
         }
+    }
+
+    /// Live records with seq > `after`, each checked as it is read.
+    pub fn stored_after(&self, after: u64) -> impl Iterator<Item = Stored> + '_ {
+        let start = self.front.max(self.seg.position_after(after));
+        (start..self.seg.len()).filter_map(move |i| {
+            let seq = self.seg.entry(i).seq;
+            if self.deleted.contains(&seq) {
+                return None;
+            }
+            Some(match self.seg.read(i) {
+                Ok(r) => Stored::Record(r),
+                Err(_) => Stored::Unreadable(seq),
+            })
+        })
+    }
+
+    /// Whether every entry strictly between positions `a` and `b` is deleted.
+    pub fn deleted_between(&self, a: usize, b: usize) -> bool {
+        let n = b.saturating_sub(a).saturating_sub(1);
+        n <= self.deleted.len() && (a + 1..b).all(|j| self.deleted.contains(&self.seg.entry(j).seq))
     }
 
     pub fn exhausted(&self) -> bool {
@@ -101,5 +127,23 @@ impl Sealed {
             }
             self.front += 1;
         }
+    }
+}
+
+/// A segment whose header, index or tag table failed its checks at open: none of its records
+/// can be trusted. Its snapshot description is kept so checkpoints keep referring to the
+/// file, and every start finds (and reports) the damage again, until retention or a delete
+/// passes its range.
+#[derive(Debug, Clone)]
+pub struct DamagedSegment {
+    pub meta: SealedMeta,
+    /// Last seq of its loss range; `u64::MAX` until recovery knows what follows it.
+    pub to: u64,
+}
+
+impl DamagedSegment {
+    /// First seq its loss range covers (nothing below the front was live).
+    pub fn from(&self) -> u64 {
+        self.meta.front_seq.max(self.meta.first_seq)
     }
 }
