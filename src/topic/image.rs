@@ -3,6 +3,7 @@
 
 use super::actor::Actor;
 use super::idempotency::IdemEntry;
+use super::recovered::LossReason;
 use super::store::sealed::SealedMeta;
 use crate::model::read::LossFloors;
 use crate::model::record::Record;
@@ -27,6 +28,10 @@ pub struct TopicImage {
     pub idempotency: Vec<(String, IdemEntry)>,
     /// Sealed segments (files under `segments/`), oldest first.
     pub segments: Vec<SealedMeta>,
+    /// Seqs lost to a crash or to skipped WAL damage: (from, to, reason code). Nothing else
+    /// remembers them once the WAL they were derived from is gone. (`corrupt` ranges are
+    /// found again in the segment files themselves.)
+    pub losses: Vec<(u64, u64, u8)>,
 }
 
 impl Actor {
@@ -50,7 +55,16 @@ impl Actor {
             records.extend(self.pending.iter().flat_map(|p| p.records.iter().cloned()));
             idempotency.extend(self.idempotency.iter().map(|(k, e)| (k.clone(), *e)));
         }
+        let losses = self
+            .store
+            .loss_ranges()
+            .filter_map(|r| {
+                let reason = LossReason::parse(r.reason)?;
+                (reason != LossReason::Corrupt).then_some((r.gap_from, r.gap_to, reason.code()))
+            })
+            .collect();
         TopicImage {
+            losses,
             id: self.id,
             name: self.name.clone(),
             config: self.config.clone(),
@@ -73,6 +87,9 @@ impl TopicImage {
         frame::encode_floors(&mut buf, self.id, &self.floors);
         for s in &self.segments {
             frame::encode_segment(&mut buf, self.id, s);
+        }
+        for &(from, to, reason) in &self.losses {
+            frame::encode_loss_range(&mut buf, self.id, from, to, reason);
         }
         out.write_all(&buf)?;
         for chunk in self.records.chunks(RECORDS_PER_FRAME) {

@@ -57,7 +57,7 @@ impl LossReason {
         }
     }
 
-    pub fn from_str(s: &str) -> Option<LossReason> {
+    pub fn parse(s: &str) -> Option<LossReason> {
         [LossReason::Crash, LossReason::Damaged, LossReason::Corrupt]
             .into_iter()
             .find(|r| r.as_str() == s)

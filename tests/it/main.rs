@@ -7,6 +7,7 @@ mod harness;
 mod checkpoints;
 mod cli;
 mod corruption;
+mod crash_loss;
 mod datadir;
 mod deletes;
 mod diff;

@@ -4,7 +4,8 @@
 //! - `fsync`: every acknowledged record present with identical data, except records an
 //!   acknowledged delete removed;
 //! - `disk`: the present records are exactly a prefix (by seq) of the acknowledged ones — a
-//!   kill may only take a not-yet-written tail;
+//!   kill may only take a not-yet-written tail — and every acknowledged seq a kill took lies
+//!   inside a `crash` tombstone a reader crossing it is given;
 //! - nothing invented, no duplicates, seqs strictly increasing, no seq reissued.
 //!
 //! `cargo test` runs 3 cycles; `TOPICS_SOAK_CYCLES=500 cargo test --release --test it soak` the
@@ -119,10 +120,23 @@ fn load(addr: std::net::SocketAddr, cycle: u64, stop: &AtomicBool, o: &std::sync
 
 /// Stored records with seq > `after`.
 fn stored(s: &Server, topic: &str, after: u64) -> BTreeMap<u64, Value> {
+    stored_and_lost(s, topic, after).0
+}
+
+/// Stored records with seq > `after`, and the `crash` tombstones crossed on the way.
+fn stored_and_lost(s: &Server, topic: &str, after: u64) -> (BTreeMap<u64, Value>, Vec<(u64, u64)>) {
     let mut out = BTreeMap::new();
+    let mut lost = Vec::new();
     let mut from = after;
     loop {
         let d = s.diff(topic, json!({ "from_seq": from, "limit": 1000 }));
+        let t = &d["tombstone"];
+        if t["reason"] == "crash" {
+            lost.push((
+                t["gap_from"].as_u64().unwrap(),
+                t["gap_to"].as_u64().unwrap(),
+            ));
+        }
         for r in d["records"].as_array().unwrap() {
             let seq = r["$seq"].as_u64().unwrap();
             assert!(seq > from, "{topic}: seq {seq} out of order");
@@ -133,7 +147,7 @@ fn stored(s: &Server, topic: &str, after: u64) -> BTreeMap<u64, Value> {
         }
         from = d["next_from_seq"].as_u64().unwrap();
         if d["caught_up"] == true {
-            return out;
+            return (out, lost);
         }
     }
 }
@@ -170,12 +184,19 @@ fn verify(s: &Server, o: &Oracle, cycle: u64, window: (u64, u64)) -> (Vec<u64>, 
             );
         }
     }
-    let d = stored(s, "d", window.1);
+    let (d, crash_ranges) = stored_and_lost(s, "d", window.1);
     let missing: Vec<u64> =
         o.d.range(window.1 + 1..)
             .map(|(k, _)| *k)
             .filter(|k| !d.contains_key(k))
             .collect();
+    for seq in &missing {
+        assert!(
+            crash_ranges.iter().any(|(a, b)| (a..=b).contains(&seq)),
+            "cycle {cycle}: acknowledged disk seq {seq} vanished without a crash tombstone \
+             (tombstones crossed: {crash_ranges:?})"
+        );
+    }
     let last_present = d.keys().rev().find(|k| o.d.contains_key(k));
     if let (Some(first_missing), Some(last_present)) = (missing.first(), last_present) {
         assert!(

@@ -94,3 +94,33 @@ fn a_deleted_middle_wal_file_refuses_to_start() {
         "{err}"
     );
 }
+#[test]
+fn skipping_damage_reports_the_lost_seqs_and_never_reuses_one() {
+    let mut s = killed_fsync_server(30, None);
+    let file = wal::busiest_file(s.data_dir());
+    let mid = wal::appends(&file)[15];
+    wal::flip_byte(&file, mid.offset + mid.len / 2);
+    s.add_arg("--skip-wal-damage");
+    s.start_again();
+    let first = s.diff("t", json!({"from_seq": 0, "limit": 1000}));
+    assert_eq!(harness::seqs_of(&first), (1..=45).collect::<Vec<_>>());
+    let next = s.diff("t", json!({"from_seq": 45, "limit": 1000}));
+    let t = &next["tombstone"];
+    assert_eq!(
+        (t["gap_from"].as_u64(), t["reason"].as_str()),
+        (Some(46), Some("damaged")),
+        "{next}"
+    );
+    assert!(t["gap_to"].as_u64().unwrap() >= 48, "{next}");
+    let after = harness::seqs_of(&next);
+    assert_eq!(
+        after.first(),
+        Some(&49),
+        "records after the damage are kept: {next}"
+    );
+    let w = s.write("t", json!([{"data": "new"}]));
+    assert!(
+        w["first_seq"].as_u64().unwrap() > 90,
+        "no seq reissued: {w}"
+    );
+}

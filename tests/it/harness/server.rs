@@ -216,6 +216,11 @@ impl Server {
         &self.data_dir
     }
 
+    /// Add a flag for every later start on this data dir.
+    pub fn add_arg(&mut self, arg: &str) {
+        self.args.push(arg.to_string());
+    }
+
     /// The `Command` this server runs (flags, config, cleared env).
     pub fn command(&self) -> Command {
         let mut cmd = command();
