@@ -18,7 +18,9 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 /// 503 during replay, and after a storage failure (the process can still serve reads, but a
 /// load balancer should stop sending it writes). Damaged sealed data keeps it ready (readers
-/// get `corrupt` tombstones); `detail` counts what was found.
+/// get `corrupt` tombstones); `detail` counts what was found. A full disk keeps it ready too
+/// (reads and `ephemeral` writes work, durable writes answer 507 and resume by themselves);
+/// `detail.disk_full` says so.
 pub async fn ready(State(state): State<AppState>) -> Response {
     // A storage failure outranks replay progress: it needs an operator, not patience.
     if state.inner.health.is_poisoned() {
@@ -50,6 +52,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             "detail": {
                 "corrupt_records": damage.corrupt_records(),
                 "corrupt_segments": damage.corrupt_segments(),
+                "disk_full": state.inner.health.is_full(),
             }
         }),
     )

@@ -58,6 +58,8 @@ pub(super) struct Actor {
     pub last_consumed_ts: Option<i64>,
     /// This topic's hot-tier footprint as last added to `ctx.hot_total`.
     pub hot_reported: u64,
+    /// Set when a seal found the disk full: no new attempt before then.
+    pub seal_retry_at: Option<std::time::Instant>,
     /// Publishes the visible head; long-polls wait on it. Dropped when the topic dies.
     pub head_tx: watch::Sender<u64>,
     pub mailbox: mpsc::Receiver<Command>,
@@ -119,6 +121,7 @@ impl Actor {
             last_read_ts: None,
             last_consumed_ts: None,
             hot_reported: 0,
+            seal_retry_at: None,
             head_tx,
             mailbox,
         };

@@ -3,9 +3,15 @@
 //! never seal (their records must not reach the disk).
 
 use super::actor::Actor;
+use super::store::SealError;
 use crate::model::topic_config::Durability;
 use crate::storage::health::StoreError;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a topic whose seal found the disk full waits before trying again (its records
+/// stay in RAM and in the WAL meanwhile).
+const SEAL_RETRY_WHEN_FULL: Duration = Duration::from_secs(5);
 
 /// Sealing triggers (config `storage.segment_seal_*` and `hot_budget_bytes`); 0 disables a
 /// trigger.
@@ -71,6 +77,9 @@ impl Actor {
         if self.ctx.wal.health().is_poisoned() {
             return;
         }
+        if self.seal_retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
         let p = self.ctx.seal;
         let n = self.store.hot_count();
         let old =
@@ -105,11 +114,17 @@ impl Actor {
         } else {
             seal()
         };
-        if let Err(e) = result {
-            self.ctx
+        match result {
+            Err(SealError::NoSpace(e)) => {
+                tracing::warn!(topic = %self.name, error = %e, "seal skipped: the disk is full");
+                self.seal_retry_at = Some(Instant::now() + SEAL_RETRY_WHEN_FULL);
+            }
+            Err(SealError::Failed(e)) => self
+                .ctx
                 .wal
                 .health()
-                .poison(&StoreError::failed(format!("topic {}: {e}", self.name)));
+                .poison(&StoreError::failed(format!("topic {}: {e}", self.name))),
+            Ok(_) => self.seal_retry_at = None,
         }
         drop(slot);
         self.report_hot();

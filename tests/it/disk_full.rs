@@ -123,7 +123,9 @@ fn assert_exactly(s: &Server, topic: &str, acked: &[u64], when: &str) {
     );
 }
 
-const CONFIG: &str = "[storage]\nwal_shards = 1\nwal_file_bytes = 1048576\n";
+/// Small WAL files and frequent seals, so both run into the full disk.
+const CONFIG: &str =
+    "[storage]\nwal_shards = 1\nwal_file_bytes = 1048576\nsegment_seal_records = 500\n";
 
 #[test]
 fn a_full_disk_loses_nothing_acknowledged_and_heals_without_a_restart() {
@@ -146,8 +148,17 @@ fn a_full_disk_loses_nothing_acknowledged_and_heals_without_a_restart() {
         "insufficient_storage",
     );
     assert_exactly(&s, "d", &acked, "reads go on while the disk is full");
-    for i in 0..20 {
-        s.write("e", json!([{"data": i}])); // ephemeral writes to an existing topic go on
+    assert_eq!(s.get("/v0/ready").expect(200)["detail"]["disk_full"], true);
+    for i in 0..30 {
+        // Ephemeral writes to an existing topic go on, new seq reservations included.
+        s.write("e", batch(i));
+    }
+    for i in 0..30 {
+        // Seals that find the disk full leave the records in RAM; nothing fails.
+        assert_eq!(
+            s.post("/v0/topics/d", &json!({"records": batch(i)})).status,
+            507
+        );
     }
     std::fs::remove_file(filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -171,6 +182,7 @@ fn a_full_disk_loses_nothing_acknowledged_and_heals_without_a_restart() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(s.get("/v0/ready").expect(200)["detail"]["disk_full"], false);
     s.write("f", batch(2));
     // kill -9 first: no final checkpoint can cover for frames the WAL failed to write.
     s.kill9();

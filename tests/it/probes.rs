@@ -40,7 +40,7 @@ fn ready_and_readyz_report_ready_with_topic_count() {
         assert_eq!(
             body,
             json!({"status": "ready", "wal_replay_complete": true, "topics": 0,
-                   "detail": {"corrupt_records": 0, "corrupt_segments": 0}}),
+                   "detail": {"corrupt_records": 0, "corrupt_segments": 0, "disk_full": false}}),
             "{path}"
         );
     }

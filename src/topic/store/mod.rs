@@ -24,6 +24,16 @@ use std::path::Path;
 pub use hot::Evicted;
 pub use read::DamagedRun;
 
+/// Why a seal did not happen.
+#[derive(Debug)]
+pub enum SealError {
+    /// Out of space before the segment replaced anything: its records stay hot (they are in
+    /// the WAL) and a later seal tries again.
+    NoSpace(String),
+    /// Anything else: storage is not to be trusted.
+    Failed(String),
+}
+
 /// What retention needs to know about a record without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
@@ -164,16 +174,23 @@ impl Store {
         dir: &Path,
         topic_id: u64,
         gen: u32,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, SealError> {
         let records = self.hot.live_records();
         if records.is_empty() {
             return Ok(false);
         }
-        let path = segment::write(fs, dir, topic_id, gen, &records)
-            .map_err(|e| format!("sealing a segment: {e}"))?;
-        let seg = Segment::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        seg.verify_footer()
-            .map_err(|e| format!("{} right after sealing: {e}", path.display()))?;
+        let path = segment::write(fs, dir, topic_id, gen, &records).map_err(|e| {
+            let msg = format!("sealing a segment: {e}");
+            match crate::storage::fs::is_no_space(&e) {
+                true => SealError::NoSpace(msg),
+                false => SealError::Failed(msg),
+            }
+        })?;
+        let seg = Segment::open(&path)
+            .map_err(|e| SealError::Failed(format!("{}: {e}", path.display())))?;
+        seg.verify_footer().map_err(|e| {
+            SealError::Failed(format!("{} right after sealing: {e}", path.display()))
+        })?;
         self.sealed_count += records.len() as u64;
         self.sealed_bytes += self.hot.bytes();
         self.sealed
