@@ -14,7 +14,6 @@ use super::{Damage, ReplayError, ReplayOptions};
 use crate::storage::frame::{
     self, FileHeader, Frame, FILE_HEADER_LEN, SYNC_MAGIC, SYNC_MAGIC_OFFSET,
 };
-use crate::storage::fs::Fs;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,9 +38,20 @@ pub enum Replayed {
     },
 }
 
+/// A change recovery makes to a file once the whole replay succeeded — never before, so a
+/// refusal leaves the directory exactly as it found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// Torn during creation: remove it (and sync the directory).
+    Remove,
+    /// Cut a torn tail, or give back an unused preallocated tail (cut and fsync).
+    Truncate(u64),
+}
+
 /// What one file contributed.
 #[derive(Debug, Default)]
 pub struct FileOutcome {
+    pub fix: Option<Fix>,
     pub frames: u64,
     pub truncated: u64,
     /// The file was torn during creation and removed.
@@ -53,7 +63,6 @@ pub struct FileOutcome {
 }
 
 pub struct FileReplay<'a> {
-    fs: &'a dyn Fs,
     buf: &'a Bytes,
     path: &'a Path,
     is_tail: bool,
@@ -69,7 +78,6 @@ pub struct FileReplay<'a> {
 
 impl<'a> FileReplay<'a> {
     pub fn new(
-        fs: &'a dyn Fs,
         buf: &'a Bytes,
         path: &'a Path,
         is_tail: bool,
@@ -77,7 +85,6 @@ impl<'a> FileReplay<'a> {
         (shard, shards): (usize, usize),
     ) -> Self {
         FileReplay {
-            fs,
             buf,
             path,
             is_tail,
@@ -96,6 +103,7 @@ impl<'a> FileReplay<'a> {
     ) -> Result<FileOutcome, ReplayError> {
         if let Some(removed) = self.torn_creation()? {
             self.out.removed = removed;
+            self.out.fix = Some(Fix::Remove);
             return Ok(self.out);
         }
         let version = FileHeader::version_of(self.buf);
@@ -106,7 +114,7 @@ impl<'a> FileReplay<'a> {
                 return self.finish_clean(version, at);
             }
             match self.classify(version, at) {
-                Verdict::End => return Ok(self.out),
+                Verdict::End => return self.drop_zero_tail(at),
                 Verdict::Torn => return self.cut(at),
                 Verdict::Damaged(d) if !self.opts.skip_damage => {
                     return Err(ReplayError::Damaged(d))
@@ -125,14 +133,6 @@ impl<'a> FileReplay<'a> {
         let never_written = header.is_none() || self.buf.iter().all(|b| *b == 0);
         if self.is_tail && never_written {
             tracing::warn!(file = %self.path.display(), "removing WAL file torn during creation");
-            self.fs
-                .remove(self.path)
-                .map_err(|e| format!("{}: {e}", self.path.display()))?;
-            if let Some(parent) = self.path.parent() {
-                self.fs
-                    .sync_dir(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
             return Ok(Some(true));
         }
         if FileHeader::decode(self.buf).is_err() {
@@ -220,13 +220,18 @@ impl<'a> FileReplay<'a> {
         }
     }
 
+    /// A file from an earlier run is never appended to again: its unused preallocated tail
+    /// goes back to the file system (and later starts need not read it).
+    fn drop_zero_tail(mut self, at: usize) -> Result<FileOutcome, ReplayError> {
+        self.out.fix = Some(Fix::Truncate(at as u64));
+        Ok(self.out)
+    }
+
     fn cut(mut self, at: usize) -> Result<FileOutcome, ReplayError> {
         let cut = self.buf.len() - at;
         tracing::warn!(file = %self.path.display(), offset = at, bytes = cut,
             "cutting torn WAL tail (written after the last completed fdatasync)");
-        self.fs
-            .truncate(self.path, at as u64)
-            .map_err(|e| format!("truncate {}: {e}", self.path.display()))?;
+        self.out.fix = Some(Fix::Truncate(at as u64));
         self.out.truncated = cut as u64;
         Ok(self.out)
     }

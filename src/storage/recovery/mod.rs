@@ -135,6 +135,7 @@ pub fn replay(
     progress.total_bytes.store(total.max(1), Ordering::Relaxed);
     let mut base = 0u64;
     let mut boots = BootTracker::default();
+    let mut fixes = Vec::new();
     for f in &files {
         boots.enter(f.id.boot, &mut apply);
         let buf =
@@ -146,11 +147,12 @@ pub fn replay(
             apply(r)
         };
         let shard = (f.id.shard, f.shards);
-        let out = FileReplay::new(fs, &buf, &f.path, f.is_tail, opts, shard).run(&mut on_frame)?;
+        let out = FileReplay::new(&buf, &f.path, f.is_tail, opts, shard).run(&mut on_frame)?;
         summary.files += 1;
         summary.frames += out.frames;
         summary.truncated_bytes += out.truncated;
         summary.skipped_damage += usize::from(out.skipped_damage);
+        fixes.extend(out.fix.map(|x| (f.path.clone(), x)));
         if !out.removed {
             summary.last_boot = summary.last_boot.max(f.id.boot);
             boots.file_done(&f.id, &out, f.is_tail);
@@ -160,6 +162,7 @@ pub fn replay(
     }
     boots.finish(&mut apply);
     boots.check_chain(&files, opts, &mut summary)?;
+    apply_fixes(fs, &fixes)?;
     // Older files (before the barrier) count too: the next boot follows the newest of them.
     let older = all.iter().filter(|f| !files.iter().any(|w| w.id == f.id));
     summary.last_boot = older.map(|f| f.id.boot).fold(summary.last_boot, u32::max);
@@ -251,6 +254,24 @@ impl BootTracker {
         }
         Ok(())
     }
+}
+
+/// Cut torn tails, give back zero tails, remove files torn at creation — only now that the
+/// whole replay succeeded.
+fn apply_fixes(fs: &dyn Fs, fixes: &[(PathBuf, file::Fix)]) -> Result<(), ReplayError> {
+    let io = |p: &Path, e: std::io::Error| ReplayError::Io(format!("{}: {e}", p.display()));
+    for (path, fix) in fixes {
+        match fix {
+            file::Fix::Truncate(len) => fs.truncate(path, *len).map_err(|e| io(path, e))?,
+            file::Fix::Remove => {
+                fs.remove(path).map_err(|e| io(path, e))?;
+                if let Some(dir) = path.parent() {
+                    fs.sync_dir(dir).map_err(|e| io(dir, e))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Delete WAL files that lie entirely before `barrier` (a kept snapshot holds their effect).

@@ -562,6 +562,8 @@ impl Writer {
             self.buf.clear();
             frame::encode_stop(&mut self.buf);
             clean = self.write_buf(Room::Control).is_ok() && self.file.sync_data().is_ok();
+            // The file is never appended to again: give its unused preallocation back.
+            clean = clean && self.file.shrink_to_written().is_ok();
         } else if self.full {
             tracing::error!(
                 shard = self.shard,
