@@ -130,18 +130,20 @@ impl Checkpointer {
                 *number += 1;
                 Ok(n)
             }
-            Err((e, true)) => {
-                // Out of space before the snapshot was renamed into place: its temp file is
-                // gone again and nothing depends on it; the next checkpoint tries again.
-                tracing::warn!(error = %e, "checkpoint skipped: the disk is full");
-                Err(e)
-            }
-            Err((e, false)) => {
-                // A failed write, fsync or rename is a storage failure like any other.
-                self.wal.health().poison(&StoreError::failed(e.clone()));
-                Err(e)
-            }
+            Err((e, no_space)) => Err(self.failed(e, no_space)),
         }
+    }
+
+    /// A checkpoint that ran out of space before its snapshot was renamed into place is only
+    /// skipped (its temp file is gone again and nothing depends on it; the next one tries
+    /// again). Any other failed write, fsync or rename is a storage failure like any other.
+    fn failed(&self, e: String, no_space: bool) -> String {
+        if no_space {
+            tracing::warn!(error = %e, "checkpoint skipped: the disk is full");
+        } else {
+            self.wal.health().poison(&StoreError::failed(e.clone()));
+        }
+        e
     }
 
     /// Checkpoint whenever `wal_bytes` were written since the last one, or `max_interval`

@@ -11,6 +11,51 @@ use std::collections::BTreeMap;
 /// Reason of ranges whose records failed their checksums.
 pub const CORRUPT: &str = "corrupt";
 
+/// Why a seq range was lost involuntarily (beyond the tombstone floors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReason {
+    /// Acknowledged before the process died and never written (`disk`/`memory`).
+    Crash,
+    /// In WAL bytes that were damaged and skipped on the operator's request.
+    Damaged,
+    /// In a sealed segment whose checksum no longer matches.
+    Corrupt,
+}
+
+impl LossReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::Crash => "crash",
+            LossReason::Damaged => "damaged",
+            LossReason::Corrupt => "corrupt",
+        }
+    }
+
+    /// Code stored in snapshot LossRange frames.
+    pub fn code(self) -> u8 {
+        match self {
+            LossReason::Crash => 1,
+            LossReason::Damaged => 2,
+            LossReason::Corrupt => 3,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LossReason> {
+        [LossReason::Crash, LossReason::Damaged, LossReason::Corrupt]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    pub fn from_code(c: u8) -> Option<LossReason> {
+        match c {
+            1 => Some(LossReason::Crash),
+            2 => Some(LossReason::Damaged),
+            3 => Some(LossReason::Corrupt),
+            _ => None,
+        }
+    }
+}
+
 /// Seqs `gap_from..=gap_to` are lost, for `reason` (a tombstone reason on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LossRange {

@@ -465,6 +465,23 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
             next_topic_id: r.u64()?,
             topics: r.u64()?,
         },
+        KIND_DELETE_RECORDS => {
+            let bound = r.u64()?;
+            Frame::DeleteRecords {
+                topic_id,
+                bound,
+                pred: decode_predicate(&mut r)?,
+            }
+        }
+        _ => decode_bookkeeping(kind, topic_id, &mut r)?,
+    };
+    // Trailing garbage inside a checksummed body means a writer bug or a forged frame.
+    (r.pos == body.len()).then_some(frame)
+}
+
+/// Sync marks, Stop frames and LossRange frames: the WAL's and snapshots' own bookkeeping.
+fn decode_bookkeeping(kind: u8, topic_id: u64, r: &mut Reader<'_>) -> Option<Frame> {
+    let frame = match kind {
         KIND_SYNC => {
             if r.take(8)? != SYNC_MAGIC {
                 return None;
@@ -494,18 +511,9 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
                 reason,
             }
         }
-        KIND_DELETE_RECORDS => {
-            let bound = r.u64()?;
-            Frame::DeleteRecords {
-                topic_id,
-                bound,
-                pred: decode_predicate(&mut r)?,
-            }
-        }
         _ => return None,
     };
-    // Trailing garbage inside a checksummed body means a writer bug or a forged frame.
-    (r.pos == body.len()).then_some(frame)
+    Some(frame)
 }
 
 fn decode_segment_ref(r: &mut Reader<'_>) -> Option<SegmentRef> {

@@ -3,6 +3,7 @@
 
 use super::idempotency::{IdemEntry, IdemTable};
 use super::store::Store;
+pub use crate::model::loss::LossReason;
 use crate::model::read::LossFloors;
 use crate::model::record::Record;
 use crate::model::topic_config::TopicConfig;
@@ -26,51 +27,6 @@ pub struct RecoveredTopic {
     /// Set where skipped WAL damage may have held this topic's records: the seq the damage
     /// follows and how many records it may have held. The next record read settles it.
     damage_from: Option<(u64, u64)>,
-}
-
-/// Why a seq range was lost involuntarily (beyond the tombstone floors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LossReason {
-    /// Acknowledged before the process died and never written (`disk`/`memory`).
-    Crash,
-    /// In WAL bytes that were damaged and skipped on the operator's request.
-    Damaged,
-    /// In a sealed segment whose checksum no longer matches.
-    Corrupt,
-}
-
-impl LossReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LossReason::Crash => "crash",
-            LossReason::Damaged => "damaged",
-            LossReason::Corrupt => "corrupt",
-        }
-    }
-
-    /// Code stored in snapshot LossRange frames.
-    pub fn code(self) -> u8 {
-        match self {
-            LossReason::Crash => 1,
-            LossReason::Damaged => 2,
-            LossReason::Corrupt => 3,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<LossReason> {
-        [LossReason::Crash, LossReason::Damaged, LossReason::Corrupt]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-
-    pub fn from_code(c: u8) -> Option<LossReason> {
-        match c {
-            1 => Some(LossReason::Crash),
-            2 => Some(LossReason::Damaged),
-            3 => Some(LossReason::Corrupt),
-            _ => None,
-        }
-    }
 }
 
 impl RecoveredTopic {
@@ -295,6 +251,25 @@ impl RecoveryBuilder {
                     t.raise_floors(floors);
                 }
             }
+            Frame::DeleteRecords {
+                topic_id,
+                bound,
+                pred,
+            } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.store.delete(bound, pred.as_ref());
+                }
+            }
+            Frame::Sync { .. } | Frame::Stop => {}
+            snapshot_only => self.apply_snapshot_frame(snapshot_only)?,
+        }
+        Ok(())
+    }
+
+    /// Frames only snapshots hold: records with explicit seqs, idempotency entries, segment
+    /// descriptions, loss ranges and the end marker.
+    fn apply_snapshot_frame(&mut self, frame: Frame) -> Result<(), String> {
+        match frame {
             Frame::Records { topic_id, records } => {
                 if let Some(t) = self.topic(topic_id) {
                     t.push_records(records);
@@ -313,15 +288,6 @@ impl RecoveryBuilder {
             Frame::SnapshotEnd { next_topic_id, .. } => {
                 self.max_id = self.max_id.max(next_topic_id.saturating_sub(1));
             }
-            Frame::DeleteRecords {
-                topic_id,
-                bound,
-                pred,
-            } => {
-                if let Some(t) = self.topic(topic_id) {
-                    t.store.delete(bound, pred.as_ref());
-                }
-            }
             Frame::LossRange {
                 topic_id,
                 from,
@@ -334,7 +300,7 @@ impl RecoveryBuilder {
                     t.add_loss(from, to, reason);
                 }
             }
-            Frame::Sync { .. } | Frame::Stop => {}
+            _ => {}
         }
         Ok(())
     }

@@ -211,3 +211,74 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn bookkeeping_frames_round_trip() {
+    let mut out = Vec::new();
+    encode_sync(&mut out, 4096, 6, false);
+    encode_sync(&mut out, 8192, 6, true);
+    encode_stop(&mut out);
+    encode_loss_range(&mut out, 9, 51, 259, 1);
+    assert_eq!(
+        all_frames(&Bytes::from(out)),
+        vec![
+            Frame::Sync {
+                synced: 4096,
+                prev_boot: 6,
+                closing: false
+            },
+            Frame::Sync {
+                synced: 8192,
+                prev_boot: 6,
+                closing: true
+            },
+            Frame::Stop,
+            Frame::LossRange {
+                topic_id: 9,
+                from: 51,
+                to: 259,
+                reason: 1
+            },
+        ]
+    );
+}
+
+/// The sync mark's bytes are part of the format recovery relies on (its magic is searched
+/// for past damage, and the writer sizes its reserve by its length): pinned byte for byte.
+#[test]
+fn sync_mark_golden_bytes() {
+    let mut out = Vec::new();
+    encode_sync(&mut out, 0x1122, 3, true);
+    let body: Vec<u8> = [
+        &[12u8][..],
+        &0u64.to_le_bytes(),
+        b"TWALSYNC",
+        &0x1122u64.to_le_bytes(),
+        &3u32.to_le_bytes(),
+        &[1u8],
+    ]
+    .concat();
+    let mut want = (body.len() as u32).to_le_bytes().to_vec();
+    want.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    want.extend_from_slice(&body);
+    assert_eq!(out, want);
+    assert_eq!(out.len(), 38, "the writer reserves 38 bytes per mark");
+    assert_eq!(&out[SYNC_MAGIC_OFFSET..SYNC_MAGIC_OFFSET + 8], b"TWALSYNC");
+    assert!(is_control(&out));
+}
+
+#[test]
+fn a_sync_frame_with_a_bad_magic_or_flag_is_corrupt() {
+    let mut out = Vec::new();
+    encode_sync(&mut out, 1, 1, false);
+    for (at, v) in [(SYNC_MAGIC_OFFSET, b'X'), (out.len() - 1, 2u8)] {
+        let mut bad = out.clone();
+        bad[at] = v;
+        let body = bad[FRAME_HEADER_LEN..].to_vec();
+        bad[4..8].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        assert_eq!(
+            decode(&Bytes::from(bad), 0).unwrap_err(),
+            DecodeError::Corrupt
+        );
+    }
+}
