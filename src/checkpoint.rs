@@ -28,11 +28,14 @@ pub struct Checkpointer {
     wal: Wal,
     data_dir: PathBuf,
     /// Number the next snapshot gets.
-    next_number: tokio::sync::Mutex<u64>,
+    /// The next snapshot number; held for a whole checkpoint. The blocking snapshot write
+    /// owns the guard, so a checkpoint task aborted at shutdown cannot let the final
+    /// checkpoint start (and reuse its number) while its write is still running.
+    next_number: Arc<tokio::sync::Mutex<u64>>,
     /// Every mutating file operation goes through this seam (tests inject power cuts).
     fs: Arc<dyn Fs>,
     /// Segment files the previous snapshot referred to (a fallback to it needs them).
-    prev_segments: std::sync::Mutex<HashSet<String>>,
+    prev_segments: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 /// When to checkpoint (config `[storage]`).
@@ -57,14 +60,14 @@ impl Checkpointer {
             registry,
             wal,
             data_dir,
-            next_number: tokio::sync::Mutex::new(last_number + 1),
-            prev_segments: std::sync::Mutex::new(prev_segments),
+            next_number: Arc::new(tokio::sync::Mutex::new(last_number + 1)),
+            prev_segments: Arc::new(std::sync::Mutex::new(prev_segments)),
         }
     }
 
     /// Take one checkpoint. `exact`: the server is stopping, so heads are final.
     pub async fn run(&self, exact: bool) -> Result<u64, String> {
-        let mut number = self.next_number.lock().await;
+        let mut number = self.next_number.clone().lock_owned().await;
         // Listed before the cut: a segment sealed after this point is never a GC candidate.
         let seg_dir = segment::dir(&self.data_dir);
         let candidates = list_segments(&seg_dir);
@@ -101,13 +104,15 @@ impl Checkpointer {
             wal_dir(&self.data_dir),
             *number,
         );
-        let fs = self.fs.clone();
-        let written = tokio::task::spawn_blocking(move || -> Result<usize, (String, bool)> {
+        let (fs, prev) = (self.fs.clone(), self.prev_segments.clone());
+        let written = tokio::task::spawn_blocking(move || {
             let end = (next_id, images.len() as u64);
             snapshot::write(&*fs, &dir, n, &barrier, end, |w| {
                 images.iter().try_for_each(|img| img.encode(w))
             })
             .map_err(|e| (format!("writing snapshot {n}: {e}"), is_no_space(&e)))?;
+            *number += 1; // the guard is released only when this closure is over
+            *prev.lock().unwrap_or_else(|e| e.into_inner()) = referenced;
             let older = snapshot::prune(&*fs, &dir)
                 .map_err(|e| (format!("pruning snapshots: {e}"), false))?;
             remove_segments(&*fs, &seg_dir, candidates.difference(&keep))
@@ -126,8 +131,6 @@ impl Checkpointer {
                     wal_files_removed = removed,
                     "checkpoint written"
                 );
-                *self.prev_segments.lock().unwrap_or_else(|e| e.into_inner()) = referenced;
-                *number += 1;
                 Ok(n)
             }
             Err((e, no_space)) => Err(self.failed(e, no_space)),
