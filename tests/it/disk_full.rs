@@ -148,6 +148,8 @@ fn a_full_disk_loses_nothing_acknowledged_and_heals_without_a_restart() {
         "insufficient_storage",
     );
     assert_exactly(&s, "d", &acked, "reads go on while the disk is full");
+    let create = s.put("/v0/topics/late", &json!({"durability": "disk"}));
+    assert_error(&create, 507, "insufficient_storage");
     assert_eq!(s.get("/v0/ready").expect(200)["detail"]["disk_full"], true);
     for i in 0..30 {
         // Ephemeral writes to an existing topic go on, new seq reservations included.
