@@ -3,9 +3,8 @@
 //! to start, name the file and offset, and change nothing on disk; `--skip-wal-damage`
 //! starts anyway, reports the lost seqs in-band and never issues a seq twice.
 
-use crate::harness::{self, wal, Server};
+use crate::harness::{self, files_under, wal, Server};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 
 /// An `fsync` topic written in `batches` acknowledged batches of 3 records, then killed.
 fn killed_fsync_server(batches: usize, config: Option<&str>) -> Server {
@@ -30,23 +29,13 @@ fn refused(s: &Server) -> String {
     stderr
 }
 
-fn snapshot_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    wal::files(dir)
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect()
-}
-
 #[test]
 fn a_flip_in_the_middle_of_the_newest_wal_file_refuses_and_changes_nothing() {
     let s = killed_fsync_server(30, None);
     let file = wal::busiest_file(s.data_dir());
     let mid = wal::appends(&file)[15];
     wal::flip_byte(&file, mid.offset + mid.len / 2);
-    let before = snapshot_files(s.data_dir());
+    let before = files_under(s.data_dir());
     let err = refused(&s);
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
     assert!(err.contains(&name), "names the file: {err}");
@@ -55,7 +44,7 @@ fn a_flip_in_the_middle_of_the_newest_wal_file_refuses_and_changes_nothing() {
         "names the offset: {err}"
     );
     assert!(err.contains("\"t\": seqs 46..=48"), "names the seqs: {err}");
-    assert_eq!(snapshot_files(s.data_dir()), before, "nothing is truncated");
+    assert!(files_under(s.data_dir()) == before, "nothing is truncated");
 }
 
 #[test]
@@ -94,6 +83,7 @@ fn a_deleted_middle_wal_file_refuses_to_start() {
         "{err}"
     );
 }
+
 #[test]
 fn skipping_damage_reports_the_lost_seqs_and_never_reuses_one() {
     let mut s = killed_fsync_server(30, None);
