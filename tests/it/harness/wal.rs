@@ -89,3 +89,10 @@ pub fn flip_byte(file: &Path, at: usize) {
     b[at] ^= 0x5a;
     std::fs::write(file, b).unwrap();
 }
+
+/// Cut a file to its first `len` bytes, durably (what a crash mid-write leaves).
+pub fn cut(file: &Path, len: usize) {
+    let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    f.set_len(len as u64).unwrap();
+    f.sync_all().unwrap();
+}
