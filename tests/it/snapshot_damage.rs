@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 const KIND_RECORDS: u8 = 8;
 const KIND_SNAPSHOT_END: u8 = 10;
 
-/// Small WAL files: every start reads the preallocated files after the barrier whole, which
-/// at the default 64 MiB costs seconds in a debug build. The tests write far less than this.
-const SMALL_WAL: &str = "[storage]\nwal_file_bytes = 65536\n";
-
-/// `SMALL_WAL`, and a checkpoint every few KiB of WAL (as in `checkpoints.rs`).
+/// A checkpoint every few KiB of WAL (as in `checkpoints.rs`), and small WAL files: a killed
+/// server's current files keep their preallocation, which verify and the next start read
+/// whole (at the default 64 MiB, seconds in a debug build).
 const FAST: &str = "[storage]\nwal_file_bytes = 65536\nsnapshot_wal_bytes = 4096\nsnapshot_check_interval_ms = 20\n";
 
 /// Batch `i`: three records with nested data, a tag and meta, so "identical" covers them all.
@@ -78,7 +76,7 @@ impl Acked {
 /// boot 2's records exist besides only in its WAL files, the tail after snapshot 1's
 /// barrier. Damaging snapshot 2 therefore leaves a fallback that must replay a whole boot.
 fn two_clean_stops() -> (Server, Acked) {
-    let mut s = Server::start_with(&[], Some(SMALL_WAL));
+    let mut s = Server::start();
     s.create("t", json!({ "durability": "fsync" }));
     let mut seqs = write_batches(&s, 0..4);
     assert!(s.sigterm().success());

@@ -7,7 +7,8 @@
 use crate::harness::{self, files_under, verify, wal, Server};
 use serde_json::{json, Value};
 
-/// Small WAL files, so that starting and verifying never read 64 MiB of preallocated zeros.
+/// Small WAL files: a killed server's current files keep their preallocation, which verify
+/// and the next start read whole (at the default 64 MiB, seconds in a debug build).
 const SMALL_WAL: Option<&str> = Some("[storage]\nwal_file_bytes = 65536\n");
 
 /// An `fsync` topic written in `batches` acknowledged batches of 3 records, then killed.
