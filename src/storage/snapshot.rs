@@ -111,8 +111,14 @@ pub fn list(fs: &dyn Fs, dir: &Path) -> std::io::Result<Vec<u64>> {
 
 /// Read and fully validate one snapshot; `None` if it is corrupt or incomplete.
 pub fn load(dir: &Path, number: u64) -> Option<Snapshot> {
-    let buf = std::fs::read(dir.join(file_name(number))).ok()?;
-    check(Bytes::from(buf), number).ok()
+    read_checked(dir, number).ok()
+}
+
+/// `load`, saying where the first failure is: (file offset, what).
+fn read_checked(dir: &Path, number: u64) -> Result<Snapshot, (u64, String)> {
+    let buf =
+        std::fs::read(dir.join(file_name(number))).map_err(|e| (0, format!("cannot read: {e}")))?;
+    check(Bytes::from(buf), number)
 }
 
 /// Every check `load` makes, saying where the first failure is: (file offset, what).
@@ -158,21 +164,25 @@ fn parse_header(buf: &[u8], number: u64) -> Option<(Barrier, usize)> {
 /// is valid: the WAL before them may be gone, so starting would silently lose state.
 pub fn load_latest(fs: &dyn Fs, dir: &Path) -> Result<Option<Snapshot>, String> {
     let numbers = list(fs, dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut skipped = Vec::new();
     for &n in numbers.iter().rev() {
-        match load(dir, n) {
-            Some(s) => return Ok(Some(s)),
-            None => tracing::warn!(
-                snapshot = n,
-                "snapshot is corrupt or incomplete; trying the previous one"
-            ),
+        let path = dir.join(file_name(n));
+        match read_checked(dir, n) {
+            Ok(s) => return Ok(Some(s)),
+            Err((offset, what)) => {
+                tracing::warn!(file = %path.display(), offset, what = %what,
+                    "snapshot is corrupt or incomplete; trying the previous one");
+                skipped.push(format!("{} at offset {offset}: {what}", path.display()));
+            }
         }
     }
     if numbers.is_empty() {
         Ok(None)
     } else {
         Err(format!(
-            "no valid snapshot in {}; refusing to start with missing state",
-            dir.display()
+            "no valid snapshot in {}; refusing to start with missing state ({})",
+            dir.display(),
+            skipped.join("; ")
         ))
     }
 }

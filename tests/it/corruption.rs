@@ -135,14 +135,6 @@ fn log_lines(s: &Server, needle: &str) -> usize {
     count()
 }
 
-/// `topics verify` on the data dir: (exit code, stdout).
-fn verify(dir: &Path) -> (i32, String) {
-    let mut cmd = command();
-    cmd.arg("verify").arg("--data-dir").arg(dir);
-    let (status, out, err) = run_to_exit(cmd);
-    (status.code().unwrap_or(-1), format!("{out}{err}"))
-}
-
 fn assert_verify_names(dir: &Path, seg: &Path) {
     let (code, out) = verify(dir);
     assert_eq!(code, 1, "{out}");

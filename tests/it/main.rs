@@ -22,6 +22,7 @@ mod overload;
 mod probes;
 mod retention;
 mod segments;
+mod snapshot_damage;
 mod soak;
 mod transport;
 mod wal_damage;

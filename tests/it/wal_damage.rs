@@ -1,11 +1,15 @@
 //! Media damage in the WAL, through the real binary: a byte flipped in bytes a completed
 //! fdatasync once covered, or a WAL file missing from the sequence, makes the server refuse
 //! to start, name the file and offset, and change nothing on disk; `--skip-wal-damage`
-//! starts anyway, reports the lost seqs in-band and never issues a seq twice.
+//! starts anyway, reports the lost seqs in-band and never issues a seq twice. `topics verify`
+//! names the same file and offset, calls a torn tail a note, and never changes a file.
 
-use crate::harness::{self, wal, Server};
+use crate::harness::{self, files_under, verify, wal, Server};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+
+/// Small WAL files: a killed server's current files keep their preallocation, which verify
+/// and the next start read whole (at the default 64 MiB, seconds in a debug build).
+const SMALL_WAL: Option<&str> = Some("[storage]\nwal_file_bytes = 65536\n");
 
 /// An `fsync` topic written in `batches` acknowledged batches of 3 records, then killed.
 fn killed_fsync_server(batches: usize, config: Option<&str>) -> Server {
@@ -30,23 +34,13 @@ fn refused(s: &Server) -> String {
     stderr
 }
 
-fn snapshot_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    wal::files(dir)
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect()
-}
-
 #[test]
 fn a_flip_in_the_middle_of_the_newest_wal_file_refuses_and_changes_nothing() {
     let s = killed_fsync_server(30, None);
     let file = wal::busiest_file(s.data_dir());
     let mid = wal::appends(&file)[15];
     wal::flip_byte(&file, mid.offset + mid.len / 2);
-    let before = snapshot_files(s.data_dir());
+    let before = files_under(s.data_dir());
     let err = refused(&s);
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
     assert!(err.contains(&name), "names the file: {err}");
@@ -55,7 +49,7 @@ fn a_flip_in_the_middle_of_the_newest_wal_file_refuses_and_changes_nothing() {
         "names the offset: {err}"
     );
     assert!(err.contains("\"t\": seqs 46..=48"), "names the seqs: {err}");
-    assert_eq!(snapshot_files(s.data_dir()), before, "nothing is truncated");
+    assert!(files_under(s.data_dir()) == before, "nothing is truncated");
 }
 
 #[test]
@@ -94,6 +88,7 @@ fn a_deleted_middle_wal_file_refuses_to_start() {
         "{err}"
     );
 }
+
 #[test]
 fn skipping_damage_reports_the_lost_seqs_and_never_reuses_one() {
     let mut s = killed_fsync_server(30, None);
@@ -123,4 +118,48 @@ fn skipping_damage_reports_the_lost_seqs_and_never_reuses_one() {
         w["first_seq"].as_u64().unwrap() > 90,
         "no seq reissued: {w}"
     );
+}
+
+#[test]
+fn verify_names_the_file_and_offset_of_a_flip_in_synced_wal_bytes_and_changes_nothing() {
+    for pick in [0usize, 15, 29] {
+        let s = killed_fsync_server(30, SMALL_WAL);
+        let (code, out) = verify(s.data_dir());
+        assert_eq!(code, 0, "clean before the flip: {out}");
+        let file = wal::busiest_file(s.data_dir());
+        let f = wal::appends(&file)[pick];
+        wal::flip_byte(&file, f.offset + f.len / 2);
+        let before = files_under(s.data_dir());
+        let (code, out) = verify(s.data_dir());
+        assert_eq!(code, 1, "Append frame {pick}: {out}");
+        let at = format!("{}: offset {}: ", file.display(), f.offset);
+        assert!(out.contains(&at), "Append frame {pick}: names {at}: {out}");
+        assert!(files_under(s.data_dir()) == before, "verify changed files");
+    }
+}
+
+#[test]
+fn verify_calls_a_torn_wal_tail_a_note_exits_0_and_changes_nothing() {
+    // Cut inside the last Append frame's header, and inside its body.
+    for within in [5usize, 40] {
+        let mut s = killed_fsync_server(10, SMALL_WAL);
+        let file = wal::busiest_file(s.data_dir());
+        let last = *wal::appends(&file).last().unwrap();
+        assert!(last.len > within + 8, "{last:?}");
+        wal::cut(&file, last.offset + within);
+        let before = files_under(s.data_dir());
+        let (code, out) = verify(s.data_dir());
+        assert_eq!(code, 0, "cut {within} bytes in: {out}");
+        let note = format!("{}: offset {}: note: ", file.display(), last.offset);
+        assert!(out.contains(&note), "names {note}: {out}");
+        assert!(
+            out.contains("torn tail") && out.contains(": clean"),
+            "{out}"
+        );
+        assert!(files_under(s.data_dir()) == before, "verify cut the tail");
+        // The server agrees: it cuts the same tail and keeps every batch before it.
+        s.start_again();
+        let seqs = harness::seqs_of(&s.diff("t", json!({ "from_seq": 0, "limit": 1000 })));
+        assert_eq!(seqs, (1..=27).collect::<Vec<u64>>());
+    }
 }

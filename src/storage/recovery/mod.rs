@@ -50,6 +50,10 @@ pub struct ReplaySummary {
     pub frames: u64,
     /// Bytes cut from torn tails.
     pub truncated_bytes: u64,
+    /// Each torn tail cut: (file, offset of the cut, bytes cut).
+    pub cuts: Vec<(PathBuf, u64, u64)>,
+    /// Files removed as torn during their creation.
+    pub removed: Vec<PathBuf>,
     /// Damaged regions skipped because the operator asked for it.
     pub skipped_damage: usize,
     /// The boot number the next run must use.
@@ -151,9 +155,15 @@ pub fn replay(
         summary.files += 1;
         summary.frames += out.frames;
         summary.truncated_bytes += out.truncated;
+        if out.truncated > 0 {
+            let at = buf.len() as u64 - out.truncated;
+            summary.cuts.push((f.path.clone(), at, out.truncated));
+        }
         summary.skipped_damage += usize::from(out.skipped_damage);
         fixes.extend(out.fix.map(|x| (f.path.clone(), x)));
-        if !out.removed {
+        if out.removed {
+            summary.removed.push(f.path.clone());
+        } else {
             summary.last_boot = summary.last_boot.max(f.id.boot);
             boots.file_done(&f.id, &out, f.is_tail);
         }

@@ -43,12 +43,29 @@ fn wal_damage_before_the_tail_is_damage_and_a_torn_tail_a_note() {
     assert!(verify_wal(&d).is_empty(), "clean");
     flip(&last, FILE_HEADER_LEN + 2 * RESERVE_FRAME + 12);
     let found = verify_wal(&d);
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].severity, Severity::Note, "a torn tail: {found:?}");
+    let at = |p: &Problem| (p.file.clone(), p.offset, p.severity);
+    assert_eq!(
+        found.iter().map(at).collect::<Vec<_>>(),
+        [(
+            last.clone(),
+            (FILE_HEADER_LEN + 2 * RESERVE_FRAME) as u64,
+            Severity::Note
+        )],
+        "a torn tail, named where the next start cuts it"
+    );
     let before = std::fs::read(&last).unwrap();
+    let torn = crate::storage::wal_dir(&d).join(wal_file_name(2, 0, 0));
+    std::fs::write(&torn, [b'T'; 5]).unwrap();
+    let found = verify_wal(&d);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        at(&found[1]),
+        (torn.clone(), 0, Severity::Note),
+        "torn at creation"
+    );
+    std::fs::remove_file(&torn).unwrap();
     flip(&first, FILE_HEADER_LEN + RESERVE_FRAME + 12);
     let found = verify_wal(&d);
-    let at = |p: &Problem| (p.file.clone(), p.offset, p.severity);
     assert_eq!(
         found.iter().map(at).collect::<Vec<_>>(),
         [(
@@ -152,6 +169,13 @@ fn snapshots_report_bad_frames_no_valid_one_and_missing_segments() {
     flip(&old, 3);
     let (c, newest) = verify_snapshots(&d);
     assert_eq!(newest, None);
+    let wal = verify_wal(&d);
+    let severities: Vec<_> = wal.iter().map(|p| p.severity).collect();
+    assert_eq!(
+        severities,
+        [Severity::Note],
+        "counted once, not again here: {wal:?}"
+    );
     assert!(c
         .problems
         .last()

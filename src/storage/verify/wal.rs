@@ -15,21 +15,27 @@ pub fn verify_wal(data_dir: &Path) -> Vec<Problem> {
     let dir = wal_dir(data_dir);
     let barrier = match snapshot::load_latest(&Untouched, &snapshot::dir(data_dir)) {
         Ok(s) => s.map(|s| s.barrier),
-        Err(e) => return vec![Problem::damage(&snapshot::dir(data_dir), 0, e)],
+        // `verify_snapshots` reports that damage; reported here again it would count twice.
+        Err(_) => {
+            let what = "not checked: no valid snapshot says where replay would begin";
+            return vec![Problem::note(&dir, 0, what)];
+        }
     };
     let progress = ReplayProgress::default();
     let opts = ReplayOptions::default();
     match recovery::replay(&Untouched, &dir, barrier.as_ref(), &progress, opts, |_| {}) {
-        Ok(s) if s.truncated_bytes > 0 => vec![Problem::note(
-            &dir,
-            0,
-            format!(
-                "{} bytes of torn tail (written after the last completed fdatasync); the next \
-                 start cuts them",
-                s.truncated_bytes
-            ),
-        )],
-        Ok(_) => Vec::new(),
+        Ok(s) => {
+            let cut = s.cuts.iter().map(|(file, at, bytes)| {
+                let what = format!(
+                    "{bytes} bytes of torn tail (written after the last completed fdatasync); \
+                     the next start cuts them"
+                );
+                Problem::note(file, *at, what)
+            });
+            let what = "torn while being created (no complete header); the next start removes it";
+            let removed = s.removed.iter().map(|file| Problem::note(file, 0, what));
+            cut.chain(removed).collect()
+        }
         Err(ReplayError::Damaged(d)) => vec![Problem::damage(&d.file, d.offset, d.what)],
         Err(ReplayError::Io(e)) => vec![Problem::damage(&dir, 0, e)],
     }

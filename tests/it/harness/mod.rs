@@ -7,9 +7,11 @@ pub mod server;
 pub mod wal;
 
 pub use http::assert_error;
-pub use server::{run_to_exit, Server, TempDir};
+pub use server::{run_to_exit, verify, Server, TempDir};
 
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// Milliseconds since the Unix epoch, for `$ts` plausibility checks.
 pub fn now_ms() -> i64 {
@@ -93,4 +95,23 @@ pub fn assert_performance(body: &Value) {
         ms.is_some_and(|ms| ms >= 0.0),
         "missing performance.server_total_ms: {body}"
     );
+}
+
+/// Every file under `dir` (recursively) with its bytes, to show that something changed
+/// nothing on disk.
+pub fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(path, bytes);
+            }
+        }
+    }
+    out
 }

@@ -80,6 +80,14 @@ pub fn run_to_exit(mut cmd: Command) -> (ExitStatus, String, String) {
     (status, out.join().unwrap(), err.join().unwrap())
 }
 
+/// `topics verify --data-dir DIR`: (exit code, stdout and stderr together).
+pub fn verify(data_dir: &Path) -> (i32, String) {
+    let mut cmd = command();
+    cmd.arg("verify").arg("--data-dir").arg(data_dir);
+    let (status, out, err) = run_to_exit(cmd);
+    (status.code().unwrap_or(-1), format!("{out}{err}"))
+}
+
 fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut buf = Vec::new();

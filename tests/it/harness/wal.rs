@@ -1,6 +1,7 @@
 //! A reader of WAL files as docs/STORAGE.md lays them out (16-byte header, then frames of
 //! `len u32, crc u32, body` with the kind as the body's first byte), for tests that cut or
-//! damage files at exact frame positions. It checks nothing: recovery is what is under test.
+//! damage files at exact frame positions; snapshot files hold the same frames after their own
+//! header (`frames_in`). It checks nothing: recovery is what is under test.
 
 use std::path::{Path, PathBuf};
 
@@ -32,9 +33,12 @@ pub fn files(data_dir: &Path) -> Vec<PathBuf> {
 
 /// Frames from the header to the first zero length (the preallocated tail) or the end.
 pub fn frames(file: &Path) -> Vec<FrameAt> {
-    let b = std::fs::read(file).unwrap_or_default();
+    frames_in(&std::fs::read(file).unwrap_or_default(), HEADER)
+}
+
+/// Frames in `b` from offset `at` to the first zero length or the end.
+pub fn frames_in(b: &[u8], mut at: usize) -> Vec<FrameAt> {
     let mut out = Vec::new();
-    let mut at = HEADER;
     while at + 9 <= b.len() {
         let len = u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
         if len == 0 || at + 8 + len > b.len() {
@@ -84,4 +88,11 @@ pub fn flip_byte(file: &Path, at: usize) {
     let mut b = std::fs::read(file).unwrap();
     b[at] ^= 0x5a;
     std::fs::write(file, b).unwrap();
+}
+
+/// Cut a file to its first `len` bytes, durably (what a crash mid-write leaves).
+pub fn cut(file: &Path, len: usize) {
+    let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    f.set_len(len as u64).unwrap();
+    f.sync_all().unwrap();
 }
