@@ -272,7 +272,8 @@ impl FaultFs {
         self
     }
 
-    /// Successful operations, in order.
+    /// Successful operations, in order: in a run without failures, entry `i` is the
+    /// operation a cut at `i` refuses.
     pub fn log(&self) -> Vec<(Op, PathBuf)> {
         self.state.lock().unwrap().log.clone()
     }
@@ -346,7 +347,9 @@ impl Fs for FaultFs {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let _st = self.step(Op::CreateDir, dir)?;
+        let mut st = self.step(Op::CreateDir, dir)?;
+        // Logged like every operation, so a log index is the cut that lands on it.
+        st.log.push((Op::CreateDir, dir.to_path_buf()));
         // Directories are created durably here; only files are modelled.
         RealFs.create_dir_all(dir)?;
         RealFs.sync_dir(&parent(dir))
