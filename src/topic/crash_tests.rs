@@ -7,6 +7,7 @@
 //! step); set `TOPICS_CRASH_SWEEP=all` to run every one.
 
 mod audit;
+mod full_disk;
 mod points;
 mod workload;
 

@@ -4,6 +4,7 @@
 
 use super::actor::Actor;
 use crate::model::topic_config::Durability;
+use crate::storage::fs::is_no_space;
 use crate::storage::health::StoreError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -105,11 +106,18 @@ impl Actor {
         } else {
             seal()
         };
-        if let Err(e) = result {
-            self.ctx
-                .wal
-                .health()
-                .poison(&StoreError::failed(format!("topic {}: {e}", self.name)));
+        match result {
+            // Out of space before the segment was renamed into place: its temp file is gone
+            // again (`write_atomic`), the records stay hot and the WAL still holds them, so
+            // nothing is lost by trying again after a later command.
+            Err(e) if is_no_space(&e) => {
+                tracing::warn!(topic = %self.name, "seal skipped: the disk is full");
+            }
+            Err(e) => self.ctx.wal.health().poison(&StoreError::failed(format!(
+                "topic {}: sealing a segment: {e}",
+                self.name
+            ))),
+            Ok(_) => {}
         }
         drop(slot);
         self.report_hot();

@@ -192,6 +192,7 @@ pub enum Op {
 pub struct FaultFs {
     mode: CutMode,
     state: Arc<Mutex<State>>,
+    gate: Arc<file::SyncGate>,
 }
 
 /// Count an operation and decide whether it runs: refused once the power is off (the first
@@ -263,6 +264,7 @@ impl FaultFs {
         FaultFs {
             mode,
             state: Arc::new(Mutex::new(state)),
+            gate: Arc::default(),
         }
     }
 
@@ -291,6 +293,26 @@ impl FaultFs {
     /// The operation the power cut hit first, if it hit any.
     pub fn refused(&self) -> Option<Attempt> {
         self.state.lock().unwrap().refused.clone()
+    }
+
+    /// Hold the next fdatasync of an append file until [`Self::release_sync`]
+    /// ([`Self::wait_sync_held`] returns once a thread is held there).
+    pub fn hold_next_sync(&self) {
+        self.gate.arm();
+    }
+
+    pub fn wait_sync_held(&self) {
+        self.gate.wait_holding();
+    }
+
+    pub fn release_sync(&self) {
+        self.gate.release();
+    }
+
+    /// Cut the power now: every later operation fails (then call [`Self::power_cut`]).
+    pub fn power_off_now(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.crash_at = st.ops;
     }
 
     /// Fail the next operation that matches `point` with EIO (once).
@@ -343,6 +365,7 @@ impl Fs for FaultFs {
             file,
             path,
             self.state.clone(),
+            self.gate.clone(),
         )))
     }
 

@@ -113,8 +113,8 @@ struct NewFile {
 
 /// Create `index` of this boot's `shard`: preallocate at least `min_len` bytes, write the
 /// header and a first sync mark, and make both and the directory entry durable. A file that
-/// could not get its space is removed again (it must not look like a torn creation later,
-/// and the next attempt reuses its name).
+/// could not get its space or its header is removed again (it must not look like a torn
+/// creation later, and the next attempt reuses its name).
 fn create_file(
     opts: &WalOptions,
     shard: usize,
@@ -125,7 +125,20 @@ fn create_file(
     let path = opts.dir.join(wal_file_name(opts.boot, shard, index));
     let mut file = fs.create_append(&path)?;
     let want = opts.file_bytes.max(min_len);
-    let prealloc = match file.preallocate(want) {
+    let mut head = FileHeader {
+        shard: shard as u16,
+        boot: opts.boot,
+    }
+    .encode()
+    .to_vec();
+    let header_len = head.len() as u64;
+    frame::encode_sync(&mut head, header_len, opts.prev_boot, false);
+    // Without preallocation the header itself needs space: running out there is as
+    // survivable as running out while preallocating.
+    let written = file
+        .preallocate(want)
+        .and_then(|pre| file.append(&head).map(|()| pre));
+    let prealloc = match written {
         Ok(true) => want,
         Ok(false) => 0,
         Err(e) if is_no_space(&e) => {
@@ -136,17 +149,9 @@ fn create_file(
         }
         Err(e) => return Err(e),
     };
-    let mut head = FileHeader {
-        shard: shard as u16,
-        boot: opts.boot,
-    }
-    .encode()
-    .to_vec();
-    let header_len = head.len() as u64;
-    frame::encode_sync(&mut head, header_len, opts.prev_boot, false);
-    file.append(&head)?;
-    file.sync_data()?;
-    fs.sync_dir(&opts.dir)?;
+    file.sync_data().map_err(|e| untrusted("fdatasync", e))?;
+    fs.sync_dir(&opts.dir)
+        .map_err(|e| untrusted("directory fsync", e))?;
     Ok(NewFile {
         file,
         len: head.len() as u64,

@@ -156,21 +156,21 @@ impl Store {
 
     /// Move every live hot record into a new segment file under `dir`. Returns whether one
     /// was written. The segment is durable (fsynced, renamed, directory fsynced) before the
-    /// records leave RAM.
+    /// records leave RAM; on any error they stay hot. The error keeps its kind, so a caller
+    /// can tell a full disk (try again later) from a failing one.
     pub fn seal(
         &mut self,
         fs: &dyn Fs,
         dir: &Path,
         topic_id: u64,
         gen: u32,
-    ) -> Result<bool, String> {
+    ) -> std::io::Result<bool> {
         let records = self.hot.live_records();
         if records.is_empty() {
             return Ok(false);
         }
-        let path = segment::write(fs, dir, topic_id, gen, &records)
-            .map_err(|e| format!("sealing a segment: {e}"))?;
-        let seg = Segment::open(&path, true)?;
+        let path = segment::write(fs, dir, topic_id, gen, &records)?;
+        let seg = Segment::open(&path, true).map_err(std::io::Error::other)?;
         self.sealed_count += records.len() as u64;
         self.sealed_bytes += self.hot.bytes();
         self.sealed

@@ -5,7 +5,58 @@ use super::{enospc, is_closing_mark, size_of, step, Op, State};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Holds the thread that next calls `sync_data` until the test releases it, so frames can
+/// queue up behind a sync in progress and go out as one group, deterministically.
+#[derive(Debug, Default)]
+pub(super) struct SyncGate {
+    state: Mutex<Gate>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    #[default]
+    Open,
+    Armed,
+    Holding,
+}
+
+impl SyncGate {
+    pub(super) fn arm(&self) {
+        *self.state.lock().unwrap() = Gate::Armed;
+    }
+
+    /// Called by a sync: waits while the gate holds it.
+    fn pass(&self) {
+        let mut g = self.state.lock().unwrap();
+        if *g != Gate::Armed {
+            return;
+        }
+        *g = Gate::Holding;
+        self.changed.notify_all();
+        while *g == Gate::Holding {
+            g = self.changed.wait(g).unwrap();
+        }
+    }
+
+    /// Wait (at most 10 s) until a sync is held.
+    pub(super) fn wait_holding(&self) {
+        let g = self.state.lock().unwrap();
+        let (g, _) = self
+            .changed
+            .wait_timeout_while(g, Duration::from_secs(10), |g| *g != Gate::Holding)
+            .unwrap();
+        assert_eq!(*g, Gate::Holding, "no sync reached the gate");
+    }
+
+    pub(super) fn release(&self) {
+        *self.state.lock().unwrap() = Gate::Open;
+        self.changed.notify_all();
+    }
+}
 
 pub(super) struct FaultAppend {
     file: std::fs::File,
@@ -13,15 +64,22 @@ pub(super) struct FaultAppend {
     /// Logical end: where the next append goes.
     len: u64,
     state: Arc<Mutex<State>>,
+    gate: Arc<SyncGate>,
 }
 
 impl FaultAppend {
-    pub(super) fn new(file: std::fs::File, path: &Path, state: Arc<Mutex<State>>) -> Self {
+    pub(super) fn new(
+        file: std::fs::File,
+        path: &Path,
+        state: Arc<Mutex<State>>,
+        gate: Arc<SyncGate>,
+    ) -> Self {
         FaultAppend {
             file,
             path: path.to_path_buf(),
             len: 0,
             state,
+            gate,
         }
     }
 }
@@ -87,6 +145,7 @@ impl crate::storage::fs::AppendFile for FaultAppend {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        self.gate.pass();
         let mut st = step(&self.state, Op::SyncData, &self.path, None)?;
         st.synced_len.remove(&self.path);
         st.log.push((Op::SyncData, self.path.clone()));
