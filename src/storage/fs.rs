@@ -13,14 +13,15 @@ use std::path::Path;
 /// longer than what was written into it.
 pub trait AppendFile: Send {
     /// Write `data` at the logical end and advance it. On error the logical end stays where
-    /// it was, so the next append overwrites whatever part of `data` reached the file.
+    /// it was; whatever part of `data` reached the file lies past it until the next append
+    /// overwrites it or `shrink_to_written` cuts it off.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     fn sync_data(&mut self) -> io::Result<()>;
     /// Reserve disk blocks for the first `len` bytes (zero-filled), so later appends inside
     /// them cannot fail for lack of space. `Ok(false)`: the file system cannot preallocate.
     fn preallocate(&mut self, len: u64) -> io::Result<bool>;
-    /// Give back the preallocated space past the logical end and make that durable (a file
-    /// that is closed keeps only what was written into it).
+    /// Cut the file to its logical end and make that durable: a closed file keeps only what
+    /// was written into it, and a failed append leaves nothing behind.
     fn shrink_to_written(&mut self) -> io::Result<()>;
 }
 

@@ -9,7 +9,8 @@
 //!   tell bytes that were once durable (damage there is media damage) from a torn tail;
 //! - a frame nobody waits for (an acknowledged `disk`/`memory` append) is never dropped: when
 //!   space runs out it is held in memory and written first once space is back; a frame whose
-//!   submitter waits is answered "no space" instead, and never written;
+//!   submitter waits is answered "no space" instead, and never written (what a write that
+//!   ran out of space left in the file is cut off at once);
 //! - any other I/O error poisons storage; nothing is retried.
 
 use super::{FrameMsg, Msg, SyncResult, WalOptions, WalStats};
@@ -371,6 +372,7 @@ impl Writer {
         }
         if let Err(e) = self.file.append(&self.buf) {
             if is_no_space(&e) {
+                self.discard_partial_write()?;
                 return Err(WriteError::NoSpace);
             }
             return Err(WriteError::Failed(
@@ -436,12 +438,28 @@ impl Writer {
                 self.file_len += mark.len() as u64;
                 true
             }
-            Err(e) if is_no_space(&e) => false,
+            Err(e) if is_no_space(&e) => {
+                let _ = self.discard_partial_write();
+                false
+            }
             Err(e) => {
                 self.fail(&format!("WAL write failed: {e}"));
                 false
             }
         }
+    }
+
+    /// A write that ran out of space may have left part of itself past the logical end, and
+    /// whole frames of a group answered "no space" among them: a start that found them would
+    /// replay writes that were refused. Cut the file back to the logical end (truncating needs
+    /// no space). It keeps no reserved blocks past that end, so it grows from here on.
+    fn discard_partial_write(&mut self) -> Result<(), WriteError> {
+        if let Err(e) = self.file.shrink_to_written() {
+            let e = self.fail(&format!("WAL truncate after a short write failed: {e}"));
+            return Err(WriteError::Failed(e));
+        }
+        self.prealloc_len = 0;
+        Ok(())
     }
 
     /// Close the current file (synced whole) and start the next, preallocated for at least

@@ -1,0 +1,81 @@
+//! The writer on a disk that fills in the middle of a group's write.
+
+use super::*;
+use crate::storage::fs::fault::FaultFs;
+use crate::storage::fs::RealFs;
+use crate::storage::recovery::{replay, ReplayProgress, Replayed};
+use std::path::Path;
+
+/// Bytes of a sync mark.
+const MARK_BYTES: usize = 38;
+
+fn reserve(ceiling: u64) -> Vec<u8> {
+    let mut b = Vec::new();
+    frame::encode_reserve(&mut b, 1, ceiling);
+    b
+}
+
+fn start(dir: &Path, fs: Arc<dyn Fs>) -> Wal {
+    let opts = WalOptions {
+        dir: dir.to_path_buf(),
+        shards: 1,
+        boot: 1,
+        queue_frames: 16,
+        queue_bytes: 1 << 20,
+        file_bytes: 1 << 16,
+        sync_interval: Duration::from_secs(3600),
+        fs,
+        prev_boot: 0,
+    };
+    Wal::start(opts, StorageHealth::new()).unwrap()
+}
+
+/// The ceilings of every Reserve frame a start on `dir` would replay.
+fn replayed_ceilings(dir: &Path) -> Vec<u64> {
+    let mut ceilings = Vec::new();
+    let progress = ReplayProgress::default();
+    replay(&RealFs, dir, None, &progress, Default::default(), |r| {
+        if let Replayed::Frame(frame::Frame::Reserve { ceiling, .. }) = r {
+            ceilings.push(ceiling);
+        }
+    })
+    .unwrap();
+    ceilings
+}
+
+/// A group is written with one `write`; when the disk fills in its middle, the frames before
+/// that point reached the file whole. A frame whose submitter is answered "no space" must not
+/// be among them after all: a `kill -9` right then would replay a write that was refused.
+/// (Without preallocation, where appends need space of their own.)
+#[test]
+fn a_frame_answered_no_space_is_never_replayed_even_if_part_of_its_group_landed() {
+    let dir = std::env::temp_dir().join(format!("topics-wal-enospc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let fs = Arc::new(FaultFs::new(usize::MAX).without_preallocation());
+    let wal = start(&dir, fs.clone());
+    // Hold the writer in the fdatasync of a first frame, so the next three queue up behind it
+    // and go out as one group.
+    fs.hold_next_sync();
+    let first = wal.submit(0, reserve(1), Commit::Wait).unwrap().unwrap();
+    fs.wait_sync_held();
+    let (held, refused, cut) = (reserve(2), reserve(3), reserve(4));
+    // Room for the sync mark after the held sync, two whole frames and 5 bytes of the third.
+    fs.set_space(Some((MARK_BYTES + held.len() + refused.len() + 5) as u64));
+    wal.submit(0, held, Commit::Soon).unwrap();
+    let answer = wal.submit(0, refused, Commit::Wait).unwrap().unwrap();
+    wal.submit(0, cut, Commit::Soon).unwrap();
+    fs.release_sync();
+    first.blocking_recv().unwrap().unwrap();
+    let e = answer.blocking_recv().unwrap().unwrap_err();
+    assert!(e.is_no_space(), "{e}");
+    // A kill -9 now: the files stay as they are.
+    fs.power_off_now();
+    let ceilings = replayed_ceilings(&dir);
+    assert!(ceilings.contains(&1), "{ceilings:?}");
+    assert!(
+        !ceilings.contains(&3),
+        "the refused frame replays: {ceilings:?}"
+    );
+    wal.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
