@@ -79,3 +79,44 @@ fn a_frame_answered_no_space_is_never_replayed_even_if_part_of_its_group_landed(
     wal.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Once space is back, a file the disk filled in is closed (closing mark, synced) and a new
+/// one started, then the closed one is shrunk. With an EIO at that shrink (storage poisoned,
+/// the process stops) the closed file keeps whatever lies past its closing mark: it must be
+/// nothing, or replay refuses the file as damaged — so what the short write left there must
+/// have been cut off already.
+#[test]
+fn a_closed_file_ends_at_its_closing_mark_even_after_a_short_write() {
+    let dir = std::env::temp_dir().join(format!("topics-wal-short-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let fs = Arc::new(FaultFs::new(usize::MAX).without_preallocation());
+    let wal = start(&dir, fs.clone());
+    fs.hold_next_sync();
+    let first = wal.submit(0, reserve(1), Commit::Wait).unwrap().unwrap();
+    fs.wait_sync_held();
+    // Four frames nobody waits for go out as one group; the disk fills 60 bytes into it, more
+    // than a closing mark covers.
+    fs.set_space(Some((MARK_BYTES + 60) as u64));
+    for c in 2..6 {
+        wal.submit(0, reserve(c), Commit::Soon).unwrap();
+    }
+    fs.release_sync();
+    first.blocking_recv().unwrap().unwrap();
+    while !wal.health().is_full() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fs.inject_eio(crate::storage::fs::fault::EioAt::Shrink);
+    fs.set_space(None);
+    while !wal.health().is_poisoned() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        !fs.eio_pending(),
+        "the retry closed the file and failed to shrink it"
+    );
+    wal.shutdown();
+    // The held frames never reached a file (storage failed first); what did replays, and the
+    // closed file is not mistaken for a damaged one.
+    assert_eq!(replayed_ceilings(&dir), vec![1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
