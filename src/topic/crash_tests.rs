@@ -7,7 +7,9 @@
 //! step); set `TOPICS_CRASH_SWEEP=all` to run every one.
 
 mod audit;
+mod eio;
 mod full_disk;
+mod kit;
 mod points;
 mod workload;
 

@@ -3,13 +3,12 @@
 //! acknowledged is lost, nothing refused comes back, writes resume by themselves once space
 //! is freed, and running out of space never poisons storage.
 
-use crate::clock::ManualClock;
+use super::kit::{class, contents, data, start, stop, write};
 use crate::error::ApiError;
-use crate::model::record::RecordDraft;
-use crate::model::topic_config::{Durability, TopicConfig};
+use crate::model::topic_config::Durability;
 use crate::storage::fs::fault::FaultFs;
 use crate::topic::testkit::{temp_dir, Harness};
-use crate::topic::{AppendRequest, ReadRequest, TopicError, TopicHandle};
+use crate::topic::{TopicError, TopicHandle};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -17,20 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Small WAL files: the disk fills at a rotation after a few dozen writes.
-const FILE_BYTES: u64 = 4096;
-
 /// Space left when a test starts filling the disk: less than a WAL file (with preallocation
 /// the disk fills at the next rotation), enough for a few writes without.
 const SPACE_LEFT: u64 = 1500;
-
-fn class(durability: Durability) -> TopicConfig {
-    TopicConfig {
-        durability,
-        durable: true,
-        ..TopicConfig::default()
-    }
-}
 
 /// The file systems the tests run on: with preallocation, appends never need space of their
 /// own (the file's blocks were reserved when it was created); without, every append past the
@@ -46,49 +34,6 @@ fn fault_fs(prealloc: bool) -> Arc<FaultFs> {
     } else {
         fs.without_preallocation()
     })
-}
-
-fn start(dir: &Path, fs: &Arc<FaultFs>) -> Harness {
-    Harness::try_start_with(
-        dir.to_path_buf(),
-        ManualClock::new(1),
-        fs.clone(),
-        FILE_BYTES,
-    )
-    .unwrap()
-}
-
-/// Data of write `n`: unique, so it can be looked for in the WAL files.
-fn data(n: u64) -> Bytes {
-    Bytes::from(format!("\"record-{n:06}\""))
-}
-
-async fn write(t: &TopicHandle, n: u64) -> Result<u64, TopicError> {
-    let d = RecordDraft {
-        node: None,
-        tag: None,
-        data: data(n),
-        meta: None,
-        hops: 0,
-    };
-    let req = AppendRequest {
-        records: vec![d],
-        idempotency_key: None,
-    };
-    t.append(req).await.map(|ok| ok.last_seq)
-}
-
-/// seq → data of every record `t` serves.
-async fn contents(t: &TopicHandle) -> BTreeMap<u64, Bytes> {
-    let req = ReadRequest {
-        from_seq: 0,
-        limit: 100_000,
-        budget_bytes: 1 << 30,
-        skip_nodes: vec![],
-        include_meta: true,
-    };
-    let got = t.read(req).await.unwrap().records;
-    got.into_iter().map(|r| (r.seq, r.data)).collect()
 }
 
 /// A write refused for lack of space: a no-space storage error, which HTTP answers with 507.
@@ -134,18 +79,6 @@ async fn wait_writable(h: &Harness) {
         assert!(Instant::now() < deadline, "writes never resumed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Stop the server: a process crash (the page cache survives), or a power cut right now.
-async fn stop(h: Harness, fs: &FaultFs, power_cut: bool) -> Harness {
-    if power_cut {
-        fs.power_off_now();
-    }
-    let dir = h.crash().await;
-    if power_cut {
-        fs.power_cut();
-    }
-    Harness::start(dir, ManualClock::new(1))
 }
 
 /// `disk` writes are acknowledged on enqueue, so some are acknowledged while the disk fills:
