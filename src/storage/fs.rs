@@ -2,7 +2,8 @@
 //! fdatasyncs, WAL file creation, atomic file writes of segments and snapshots, renames,
 //! removals, directory syncs — so tests can cut the power after any one of them. `RealFs` is
 //! the production implementation; `FaultFs` (unit tests) fails every operation from the Nth
-//! on and, on `power_cut`, undoes every effect that was not yet durable; `InjectedFs` (the
+//! on and, on `power_cut`, undoes every effect that was not yet durable, and injects a single
+//! EIO or a space budget that runs out with ENOSPC; `InjectedFs` (the
 //! real binary under `TOPICS_TEST_*` variables) makes fsyncs or renames fail with EIO.
 
 use std::io;

@@ -121,9 +121,10 @@ async fn every_sampled_crash_point_recovers_all_acknowledged_state() {
     assert!(missing.is_empty(), "no cut landed at {missing:?}");
 }
 
-/// A storage error while running (EIO/ENOSPC from the Nth operation on): every later durable
-/// write fails — never a false ack — reads keep working, storage reports poisoned, and a
-/// restart on a healthy disk recovers every write acknowledged before the fault.
+/// A storage error while running (every operation from the Nth on fails with an I/O error
+/// that is not "no space"): every later durable write fails — never a false ack — reads keep
+/// working, storage reports poisoned, and a restart on a healthy disk recovers every write
+/// acknowledged before the fault. (Running out of space is survivable: `full_disk`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_io_errors_fail_writes_keep_reads_and_recover_after_restart() {
     for fail_at in [12, 20, 40] {
