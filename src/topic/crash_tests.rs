@@ -11,13 +11,13 @@ mod eio;
 mod full_disk;
 mod kit;
 mod points;
+mod recovery;
 mod workload;
 
 use super::testkit::{temp_dir, visible_seqs, Harness};
 use super::AppendRequest;
 use crate::clock::ManualClock;
 use crate::model::record::RecordDraft;
-use crate::storage::frame::WAL_MAGIC;
 use crate::storage::fs::fault::{CutMode, FaultFs};
 use crate::storage::fs::Fs;
 use bytes::Bytes;
@@ -177,110 +177,4 @@ async fn runtime_io_errors_fail_writes_keep_reads_and_recover_after_restart() {
         }
         let _ = std::fs::remove_dir_all(&h.dir);
     }
-}
-
-/// True when `data` is exactly one sync mark.
-fn is_sync_mark(data: &[u8]) -> bool {
-    let buf = Bytes::copy_from_slice(data);
-    matches!(crate::storage::frame::decode(&buf, 0),
-        Ok((crate::storage::frame::Frame::Sync { .. }, end)) if end == data.len())
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().filter_map(Result::ok) {
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-/// A second power cut while recovering from the first (torn WAL tails to cut, new WAL files
-/// to create): whatever recovery step it hits, the next start still has every acknowledged
-/// write.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_during_recovery_loses_nothing_acknowledged() {
-    // First cuts right after a WAL append of frames and before its fdatasync, so the power
-    // cut leaves part of them for recovery to cut off.
-    let probe = Arc::new(FaultFs::new(usize::MAX));
-    let h = start(temp_dir("probe"), probe.clone()).unwrap();
-    workload(&h).await;
-    let _ = std::fs::remove_dir_all(h.crash().await);
-    let log = probe.log();
-    use crate::storage::fs::fault::Op;
-    let holds_frames = |i: usize| {
-        probe
-            .appended(i)
-            .is_some_and(|d| !d.starts_with(&WAL_MAGIC) && !is_sync_mark(&d))
-    };
-    let after_appends: Vec<usize> = (0..log.len().saturating_sub(1))
-        .filter(|&i| holds_frames(i) && log[i + 1].0 == Op::SyncData)
-        .map(|i| i + 1)
-        .collect();
-    assert!(after_appends.len() >= 3);
-    let step = if sweep_all() {
-        1
-    } else {
-        (after_appends.len() / 6).max(1)
-    };
-    let (mut tails_cut, mut split_tails_cut) = (0, 0);
-    for (point, &first) in after_appends.iter().step_by(step).enumerate() {
-        // The first crash in the middle of the workload leaves a torn tail: a prefix of the
-        // last write, or its later sectors without the earlier ones.
-        let torn_dir = temp_dir("torn");
-        let mode = if point.is_multiple_of(2) {
-            CutMode::TornPrefix
-        } else {
-            CutMode::OutOfOrder
-        };
-        let fs = Arc::new(FaultFs::with_mode(first, mode));
-        let out = match start(torn_dir.clone(), fs.clone()) {
-            Ok(h) => {
-                let out = workload(&h).await;
-                h.crash().await;
-                out
-            }
-            Err(_) => Outcome::default(),
-        };
-        let split = fs.power_cut().iter().any(|p| p.exists());
-        // The second crash, at every operation of the recovery and restart that follows.
-        let mut second = 0;
-        loop {
-            let dir = temp_dir("rerecover");
-            copy_dir(&torn_dir, &dir);
-            let fs2 = Arc::new(FaultFs::new(second));
-            let finished =
-                match Harness::try_start_with_fs(dir.clone(), ManualClock::new(1), fs2.clone()) {
-                    Ok(h) => {
-                        h.crash().await;
-                        true
-                    }
-                    Err(_) => false,
-                };
-            fs2.power_cut();
-            let h = Harness::start(dir, ManualClock::new(1));
-            verify(&h, &out, second).await;
-            let _ = std::fs::remove_dir_all(&h.dir);
-            if finished && fs2.ops() <= second {
-                let truncated = fs2.log().iter().any(|(op, _)| *op == Op::Truncate);
-                tails_cut += usize::from(truncated);
-                split_tails_cut += usize::from(truncated && split);
-                eprintln!("recovery crash sweep after cut {first} ({mode:?}): {second} cut points, torn tail cut: {truncated}");
-                break; // the whole recovery ran before the cut: every point was covered
-            }
-            second += 1;
-        }
-        let _ = std::fs::remove_dir_all(&torn_dir);
-    }
-    assert!(
-        tails_cut > 0,
-        "some first cut left a torn tail for recovery to cut"
-    );
-    assert!(
-        split_tails_cut > 0,
-        "some first cut left later sectors without earlier ones for recovery to cut"
-    );
 }

@@ -5,7 +5,7 @@ use crate::model::predicate::TagPredicate;
 use crate::model::record::RecordDraft;
 use crate::model::topic_config::{Durability, TopicConfig};
 use crate::topic::testkit::Harness;
-use crate::topic::{AppendRequest, DeleteRequest, ReadRequest};
+use crate::topic::{AppendRequest, DeleteRequest, ReadRequest, TopicHandle};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -36,6 +36,66 @@ fn record_data(n: u64) -> Bytes {
     Bytes::from(format!("\"{n:0>128}\""))
 }
 
+/// Write three records tagged "x" at every third step, "y" otherwise; the last seq, or
+/// `None` on failure.
+async fn write_step(t: &TopicHandle, step: u64, n: &mut u64, out: &mut Outcome) -> Option<u64> {
+    let datas: Vec<Bytes> = (0..3)
+        .map(|_| {
+            *n += 1;
+            record_data(*n)
+        })
+        .collect();
+    out.attempted.extend(datas.iter().cloned());
+    let tag: Arc<str> = Arc::from(if step.is_multiple_of(3) { "x" } else { "y" });
+    let records = datas
+        .iter()
+        .map(|d| RecordDraft {
+            node: None,
+            tag: Some(tag.clone()),
+            data: d.clone(),
+            meta: None,
+            hops: 0,
+        })
+        .collect();
+    let req = AppendRequest {
+        records,
+        idempotency_key: None,
+    };
+    let ok = t.append(req).await.ok()?;
+    for (i, d) in datas.into_iter().enumerate() {
+        out.acked.insert(ok.first_seq + i as u64, d);
+    }
+    Some(ok.last_seq)
+}
+
+/// Delete every record tagged "x" (those of every third step); false on failure.
+async fn delete_tag_x(t: &TopicHandle, out: &mut Outcome) -> bool {
+    let req = DeleteRequest {
+        before_seq: None,
+        pred: Some(TagPredicate::Eq("x".into())),
+    };
+    if t.delete_records(req).await.is_err() {
+        return false;
+    }
+    let xs = out.acked.keys().copied().filter(|s| (s - 1) / 3 % 3 == 0);
+    out.deleted.extend(xs.collect::<Vec<_>>());
+    true
+}
+
+/// Delete every record below `bound`; false on failure.
+async fn delete_before(t: &TopicHandle, bound: u64, out: &mut Outcome) -> bool {
+    let req = DeleteRequest {
+        before_seq: Some(bound),
+        pred: None,
+    };
+    if t.delete_records(req).await.is_err() {
+        return false;
+    }
+    out.deleted
+        .extend(out.acked.range(..bound).map(|(s, _)| *s));
+    true
+}
+
 /// Writes, tag deletes, prefix deletes and checkpoints until the first failure.
 pub async fn workload(h: &Harness) -> Outcome {
     let mut out = Outcome::default();
@@ -44,68 +104,14 @@ pub async fn workload(h: &Harness) -> Outcome {
     };
     let mut n = 0u64;
     for step in 0..24u64 {
-        let datas: Vec<Bytes> = (0..3)
-            .map(|_| {
-                n += 1;
-                record_data(n)
-            })
-            .collect();
-        out.attempted.extend(datas.iter().cloned());
-        let records = datas
-            .iter()
-            .map(|d| RecordDraft {
-                node: None,
-                tag: Some(Arc::from(if step % 3 == 0 { "x" } else { "y" })),
-                data: d.clone(),
-                meta: None,
-                hops: 0,
-            })
-            .collect();
-        let Ok(ok) = t
-            .append(AppendRequest {
-                records,
-                idempotency_key: None,
-            })
-            .await
-        else {
+        let Some(last) = write_step(&t, step, &mut n, &mut out).await else {
             break;
         };
-        for (i, d) in datas.into_iter().enumerate() {
-            out.acked.insert(ok.first_seq + i as u64, d);
+        if step % 7 == 6 && !delete_tag_x(&t, &mut out).await {
+            break;
         }
-        if step % 7 == 6 {
-            let pred = TagPredicate::Eq("x".into());
-            let Ok(d) = t
-                .delete_records(DeleteRequest {
-                    before_seq: None,
-                    pred: Some(pred),
-                })
-                .await
-            else {
-                break;
-            };
-            let _ = d;
-            let xs: Vec<u64> = out
-                .acked
-                .keys()
-                .copied()
-                .filter(|s| (s - 1) / 3 % 3 == 0)
-                .collect();
-            out.deleted.extend(xs);
-        }
-        if step == 17 {
-            let bound = ok.last_seq - 10;
-            if t.delete_records(DeleteRequest {
-                before_seq: Some(bound),
-                pred: None,
-            })
-            .await
-            .is_err()
-            {
-                break;
-            }
-            out.deleted
-                .extend(out.acked.range(..bound).map(|(s, _)| *s));
+        if step == 17 && !delete_before(&t, last - 10, &mut out).await {
+            break;
         }
         if step % 4 == 3 {
             if h.try_checkpoint().await.is_err() {
