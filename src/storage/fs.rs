@@ -2,7 +2,8 @@
 //! fdatasyncs, WAL file creation, atomic file writes of segments and snapshots, renames,
 //! removals, directory syncs — so tests can cut the power after any one of them. `RealFs` is
 //! the production implementation; `FaultFs` (unit tests) fails every operation from the Nth
-//! on and, on `power_cut`, undoes every effect that was not yet durable; `InjectedFs` (the
+//! on and, on `power_cut`, undoes every effect that was not yet durable, and injects a single
+//! EIO or a space budget that runs out with ENOSPC; `InjectedFs` (the
 //! real binary under `TOPICS_TEST_*` variables) makes fsyncs or renames fail with EIO.
 
 use std::io;
@@ -13,14 +14,15 @@ use std::path::Path;
 /// longer than what was written into it.
 pub trait AppendFile: Send {
     /// Write `data` at the logical end and advance it. On error the logical end stays where
-    /// it was, so the next append overwrites whatever part of `data` reached the file.
+    /// it was; whatever part of `data` reached the file lies past it until the next append
+    /// overwrites it or `shrink_to_written` cuts it off.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     fn sync_data(&mut self) -> io::Result<()>;
     /// Reserve disk blocks for the first `len` bytes (zero-filled), so later appends inside
     /// them cannot fail for lack of space. `Ok(false)`: the file system cannot preallocate.
     fn preallocate(&mut self, len: u64) -> io::Result<bool>;
-    /// Give back the preallocated space past the logical end and make that durable (a file
-    /// that is closed keeps only what was written into it).
+    /// Cut the file to its logical end and make that durable: a closed file keeps only what
+    /// was written into it, and a failed append leaves nothing behind.
     fn shrink_to_written(&mut self) -> io::Result<()>;
 }
 

@@ -39,7 +39,13 @@ pub struct Harness {
     /// What the replay at this start saw.
     pub replay: crate::storage::recovery::ReplaySummary,
     fs: Arc<dyn Fs>,
+    /// Kept for restarts.
+    wal_file_bytes: u64,
 }
+
+/// WAL files of the harness: small, since every file is preallocated to this and tests read
+/// them back often.
+pub const WAL_FILE_BYTES: u64 = 1 << 20;
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
@@ -67,6 +73,16 @@ impl Harness {
         clock: Arc<ManualClock>,
         fs: Arc<dyn Fs>,
     ) -> Result<Harness, String> {
+        Harness::try_start_with(dir, clock, fs, WAL_FILE_BYTES)
+    }
+
+    /// Like `try_start_with_fs` with WAL files of `wal_file_bytes` (small ones rotate often).
+    pub fn try_start_with(
+        dir: PathBuf,
+        clock: Arc<ManualClock>,
+        fs: Arc<dyn Fs>,
+        wal_file_bytes: u64,
+    ) -> Result<Harness, String> {
         let wal_dir = crate::storage::wal_dir(&dir);
         let rec = recover_dir(&*fs, &dir, &ReplayProgress::default(), Default::default())?;
         let (topics, next_id, summary) = (rec.topics, rec.next_id, rec.summary);
@@ -76,8 +92,7 @@ impl Harness {
             boot: summary.next_boot,
             queue_frames: 1024,
             queue_bytes: 64 << 20,
-            // Small: every file is preallocated to this, and crash sweeps read them back often.
-            file_bytes: 1 << 20,
+            file_bytes: wal_file_bytes,
             sync_interval: Duration::from_millis(5),
             fs: fs.clone(),
             prev_boot: summary.last_boot,
@@ -123,7 +138,13 @@ impl Harness {
             checkpointer,
             replay: summary,
             fs,
+            wal_file_bytes,
         })
+    }
+
+    /// The WAL (its stats and storage health).
+    pub fn wal(&self) -> &Wal {
+        &self.wal
     }
 
     /// Whether storage has been poisoned by a failed write, sync or rename.
@@ -149,8 +170,9 @@ impl Harness {
     /// Stop and replay. `graceful` writes final heads first; otherwise it is a process crash
     /// that keeps the page cache (every frame handed to the WAL is written).
     pub async fn restart(self, graceful: bool) -> Harness {
+        let file_bytes = self.wal_file_bytes;
         let (dir, clock, fs) = self.stop(graceful).await;
-        Harness::start_with_fs(dir, clock, fs)
+        Harness::try_start_with(dir, clock, fs, file_bytes).unwrap()
     }
 
     async fn stop(self, graceful: bool) -> (PathBuf, Arc<ManualClock>, Arc<dyn Fs>) {

@@ -1,14 +1,27 @@
 //! Fault-injecting file system for crash-point tests. It performs operations on real files but
 //! journals every effect that a power cut could still undo; from operation number `crash_at`
 //! on, every operation fails (the machine is "off"), and `power_cut` rolls the directory back
-//! to what was durable: unsynced file contents are lost, and creations, renames and removals
-//! not followed by an fsync of their directory are undone.
+//! to what was durable: unsynced file contents are lost (how much of an append file's unsynced
+//! tail survives is the [`CutMode`]), and creations, renames and removals not followed by an
+//! fsync of their directory are undone.
+//!
+//! Besides power cuts it injects what the kernel reports on a live machine and a real disk
+//! cannot be made to do on demand: one EIO at a chosen point ([`EioAt`]) and a space budget
+//! whose exhaustion fails allocations with a real `ENOSPC` ([`FaultFs::set_space`]).
 
-use super::{Fs, RealFs};
+mod cut;
+mod file;
+mod seam;
+#[cfg(test)]
+mod tests;
+
+use super::Fs;
+use crate::storage::frame::{self, Frame};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug)]
 enum Undo {
@@ -35,9 +48,72 @@ enum EntryUndo {
     },
 }
 
+/// What a power cut leaves of the bytes appended to a file after its last fdatasync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutMode {
+    /// None of them.
+    Clean,
+    /// Their first half: a torn write, a prefix reached the disk.
+    TornPrefix,
+    /// Their second half, while the first half reads as zeros: the page cache wrote the later
+    /// sectors back first. Split at a sector boundary (see `cut::SECTOR_BYTES`).
+    OutOfOrder,
+    /// Like `OutOfOrder`, but the lost first half reads as garbage (a file system that can
+    /// show stale blocks).
+    OutOfOrderGarbage,
+}
+
+/// Where a single EIO is injected; every other operation keeps working, as on a disk with
+/// one failing write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EioAt {
+    /// The fdatasync of a file whose last append was a closing sync mark.
+    ClosingMarkSync,
+    /// Giving back the preallocated tail of a closed WAL file.
+    Shrink,
+    /// The first fdatasync of a new append file (the one covering its header).
+    HeaderSync,
+    /// Reserving a new append file's space.
+    Preallocate,
+}
+
+/// An operation as it was attempted: what the power cut refused, or what an [`EioAt`] is
+/// matched against.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub op: Op,
+    pub path: PathBuf,
+    /// Appends that reached this file before.
+    pub appends_before: usize,
+    /// The file's last append was a closing sync mark.
+    pub after_closing_mark: bool,
+    /// The bytes of an append.
+    pub data: Option<Vec<u8>>,
+}
+
+impl EioAt {
+    fn matches(self, a: &Attempt) -> bool {
+        match self {
+            EioAt::ClosingMarkSync => a.op == Op::SyncData && a.after_closing_mark,
+            EioAt::Shrink => a.op == Op::Shrink,
+            EioAt::HeaderSync => a.op == Op::SyncData && a.appends_before == 1,
+            EioAt::Preallocate => a.op == Op::Preallocate,
+        }
+    }
+}
+
+/// What the fault file system knows of one append file.
+#[derive(Debug, Default, Clone, Copy)]
+struct Track {
+    appends: usize,
+    last_was_closing_mark: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
     ops: usize,
+    /// Operations `0..crash_at` succeed; every later one fails.
+    crash_at: usize,
     journal: Vec<Undo>,
     /// Durable contents of files written since their last fsync (first write wins).
     pending: HashMap<PathBuf, Option<Vec<u8>>>,
@@ -51,6 +127,48 @@ struct State {
     prealloc_len: HashMap<PathBuf, u64>,
     /// Every successful operation with its path, for durability audits.
     log: Vec<(Op, PathBuf)>,
+    /// The bytes of every logged append, by log index.
+    appended: HashMap<usize, Vec<u8>>,
+    tracks: HashMap<PathBuf, Track>,
+    /// The first operation the power cut refused.
+    refused: Option<Attempt>,
+    /// The one operation still to fail with EIO.
+    eio: Option<EioAt>,
+    /// Bytes that may still be allocated; `None`: unlimited.
+    space: Option<u64>,
+    /// Preallocation reports "not supported", so append files grow with every write.
+    no_prealloc: bool,
+}
+
+impl State {
+    /// Grant up to `need` bytes of the space budget; returns what was granted.
+    fn take_space(&mut self, need: u64) -> u64 {
+        match &mut self.space {
+            None => need,
+            Some(left) => {
+                let granted = need.min(*left);
+                *left -= granted;
+                granted
+            }
+        }
+    }
+
+    fn free_space(&mut self, bytes: u64) {
+        if let Some(left) = &mut self.space {
+            *left += bytes;
+        }
+    }
+
+    fn attempt(&self, op: Op, path: &Path, data: Option<&[u8]>) -> Attempt {
+        let t = self.tracks.get(path).copied().unwrap_or_default();
+        Attempt {
+            op,
+            path: path.to_path_buf(),
+            appends_before: t.appends,
+            after_closing_mark: t.last_was_closing_mark,
+            data: data.map(<[u8]>::to_vec),
+        }
+    }
 }
 
 /// Operation kinds recorded in the audit log.
@@ -66,103 +184,113 @@ pub enum Op {
     SyncDir,
     Truncate,
     Preallocate,
+    /// `shrink_to_written` of an append file.
+    Shrink,
+    CreateDir,
 }
 
 #[derive(Debug)]
 pub struct FaultFs {
-    crash_at: usize,
-    /// On a power cut keep half of each file's un-synced appended bytes (a torn write)
-    /// instead of none.
-    torn: bool,
+    mode: CutMode,
     state: Arc<Mutex<State>>,
+    gate: Arc<file::SyncGate>,
 }
 
-/// An append-only file whose appends since its last `sync_data` a power cut discards.
-struct FaultAppend {
-    file: std::fs::File,
-    path: PathBuf,
-    len: u64,
-    crash_at: usize,
-    state: Arc<Mutex<State>>,
-}
-
-fn step(state: &Mutex<State>, crash_at: usize) -> io::Result<std::sync::MutexGuard<'_, State>> {
+/// Count an operation and decide whether it runs: refused once the power is off (the first
+/// refused one is remembered), failed with EIO where one is injected.
+fn step<'a>(
+    state: &'a Mutex<State>,
+    op: Op,
+    path: &Path,
+    data: Option<&[u8]>,
+) -> io::Result<MutexGuard<'a, State>> {
     let mut st = state.lock().unwrap();
     st.ops += 1;
-    if st.ops > crash_at {
+    if st.ops > st.crash_at {
+        if st.refused.is_none() {
+            st.refused = Some(st.attempt(op, path, data));
+        }
         return Err(off());
     }
-    Ok(st)
-}
-
-impl super::AppendFile for FaultAppend {
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut st = step(&self.state, self.crash_at)?;
-        st.synced_len.entry(self.path.clone()).or_insert(self.len);
-        std::os::unix::fs::FileExt::write_all_at(&self.file, data, self.len)?;
-        self.len += data.len() as u64;
-        st.written_len.insert(self.path.clone(), self.len);
-        st.log.push((Op::Append, self.path.clone()));
-        Ok(())
-    }
-
-    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
-        let mut st = step(&self.state, self.crash_at)?;
-        if self.file.metadata()?.len() < len {
-            self.file.set_len(len)?;
+    if let Some(point) = st.eio {
+        if point.matches(&st.attempt(op, path, None)) {
+            st.eio = None;
+            return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        st.prealloc_len.insert(self.path.clone(), len);
-        st.log.push((Op::Preallocate, self.path.clone()));
-        Ok(true)
     }
-
-    fn shrink_to_written(&mut self) -> io::Result<()> {
-        // Durable when it returns (truncate and fsync), like `Fs::truncate`.
-        let mut st = step(&self.state, self.crash_at)?;
-        self.file.set_len(self.len)?;
-        st.prealloc_len.remove(&self.path);
-        st.synced_len.remove(&self.path);
-        st.log.push((Op::Truncate, self.path.clone()));
-        Ok(())
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
-        let mut st = step(&self.state, self.crash_at)?;
-        st.synced_len.remove(&self.path);
-        st.log.push((Op::SyncData, self.path.clone()));
-        Ok(())
-    }
+    Ok(st)
 }
 
 fn off() -> io::Error {
     io::Error::other("injected power cut")
 }
 
+fn enospc() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
+}
+
 fn parent(p: &Path) -> PathBuf {
     p.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// Bytes a file takes on disk (its length: the model has no sparse files).
+fn size_of(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// True when `data` is exactly one sync mark that closes its file.
+pub fn is_closing_mark(data: &[u8]) -> bool {
+    let buf = Bytes::copy_from_slice(data);
+    matches!(frame::decode(&buf, 0),
+        Ok((Frame::Sync { closing: true, .. }, end)) if end == data.len())
+}
+
+/// True when `data` is exactly one Stop frame (a shard's clean stop, after which its last
+/// file is shrunk too).
+pub fn is_stop_frame(data: &[u8]) -> bool {
+    let buf = Bytes::copy_from_slice(data);
+    matches!(frame::decode(&buf, 0), Ok((Frame::Stop, end)) if end == data.len())
+}
+
 impl FaultFs {
-    /// Operations `0..crash_at` succeed; every later one fails.
+    /// Operations `0..crash_at` succeed; every later one fails; a power cut keeps nothing
+    /// unsynced.
     pub fn new(crash_at: usize) -> FaultFs {
-        FaultFs {
-            crash_at,
-            torn: false,
-            state: Arc::new(Mutex::new(State::default())),
-        }
+        FaultFs::with_mode(crash_at, CutMode::Clean)
     }
 
     /// Like `new`, but a power cut tears the un-synced tail of appended files in half.
     pub fn torn(crash_at: usize) -> FaultFs {
+        FaultFs::with_mode(crash_at, CutMode::TornPrefix)
+    }
+
+    pub fn with_mode(crash_at: usize, mode: CutMode) -> FaultFs {
+        let state = State {
+            crash_at,
+            ..State::default()
+        };
         FaultFs {
-            torn: true,
-            ..FaultFs::new(crash_at)
+            mode,
+            state: Arc::new(Mutex::new(state)),
+            gate: Arc::default(),
         }
     }
 
-    /// Successful operations, in order.
+    /// A file system that cannot preallocate (`preallocate` answers `Ok(false)`).
+    pub fn without_preallocation(self) -> FaultFs {
+        self.state.lock().unwrap().no_prealloc = true;
+        self
+    }
+
+    /// Successful operations, in order: in a run without failures, entry `i` is the
+    /// operation a cut at `i` refuses.
     pub fn log(&self) -> Vec<(Op, PathBuf)> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// The bytes of the append logged at `index` of [`Self::log`].
+    pub fn appended(&self, index: usize) -> Option<Vec<u8>> {
+        self.state.lock().unwrap().appended.get(&index).cloned()
     }
 
     /// Operations performed (or attempted) so far.
@@ -170,229 +298,59 @@ impl FaultFs {
         self.state.lock().unwrap().ops
     }
 
-    fn step(&self) -> io::Result<std::sync::MutexGuard<'_, State>> {
-        step(&self.state, self.crash_at)
+    /// The operation the power cut hit first, if it hit any.
+    pub fn refused(&self) -> Option<Attempt> {
+        self.state.lock().unwrap().refused.clone()
     }
 
-    /// Undo every effect that was not durable, newest first.
-    pub fn power_cut(&self) {
+    /// Hold the next fdatasync of an append file until [`Self::release_sync`]
+    /// ([`Self::wait_sync_held`] returns once a thread is held there).
+    pub fn hold_next_sync(&self) {
+        self.gate.arm();
+    }
+
+    pub fn wait_sync_held(&self) {
+        self.gate.wait_holding();
+    }
+
+    pub fn release_sync(&self) {
+        self.gate.release();
+    }
+
+    /// Cut the power now: every later operation fails (then call [`Self::power_cut`]).
+    pub fn power_off_now(&self) {
         let mut st = self.state.lock().unwrap();
-        for (path, len) in st.synced_len.drain().collect::<Vec<_>>() {
-            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let now = st.written_len.get(&path).copied().unwrap_or(len);
-                let keep = if self.torn {
-                    len + (now.saturating_sub(len)) / 2
-                } else {
-                    len
-                };
-                let _ = f.set_len(keep);
-                // Blocks that were preallocated stay allocated and read as zeros.
-                if let Some(&pre) = st.prealloc_len.get(&path) {
-                    let _ = f.set_len(pre.max(keep));
-                }
-            }
-        }
-        let pending: Vec<_> = st.pending.drain().collect();
-        for (path, durable) in pending {
-            st.journal.push(Undo::Contents { path, durable });
-        }
-        while let Some(u) = st.journal.pop() {
-            match u {
-                Undo::Contents {
-                    path,
-                    durable: Some(c),
-                } => {
-                    if path.exists() {
-                        let _ = std::fs::write(&path, c);
-                    }
-                }
-                Undo::Contents {
-                    path,
-                    durable: None,
-                } => {
-                    let _ = std::fs::write(&path, b"");
-                }
-                Undo::Entry {
-                    undo: EntryUndo::Created(p),
-                    ..
-                } => {
-                    let _ = std::fs::remove_file(p);
-                }
-                Undo::Entry {
-                    undo:
-                        EntryUndo::Renamed {
-                            from,
-                            to,
-                            to_before,
-                        },
-                    ..
-                } => {
-                    let _ = std::fs::rename(&to, &from);
-                    if let Some(c) = to_before {
-                        let _ = std::fs::write(&to, c);
-                    }
-                }
-                Undo::Entry {
-                    undo: EntryUndo::Removed { path, contents },
-                    ..
-                } => {
-                    let _ = std::fs::write(path, contents);
-                }
-            }
-        }
-    }
-}
-
-impl Fs for FaultFs {
-    fn create_append(&self, path: &Path) -> io::Result<Box<dyn super::AppendFile>> {
-        let mut st = self.step()?;
-        let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(path)?;
-        st.journal.push(Undo::Entry {
-            dir: parent(path),
-            undo: EntryUndo::Created(path.to_path_buf()),
-        });
-        st.synced_len.insert(path.to_path_buf(), 0);
-        st.log.push((Op::CreateAppend, path.to_path_buf()));
-        Ok(Box::new(FaultAppend {
-            file,
-            path: path.to_path_buf(),
-            len: 0,
-            crash_at: self.crash_at,
-            state: self.state.clone(),
-        }))
+        st.crash_at = st.ops;
     }
 
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let _st = self.step()?;
-        // Directories are created durably here; only files are modelled.
-        RealFs.create_dir_all(dir)?;
-        RealFs.sync_dir(&parent(dir))
+    /// Fail the next operation that matches `point` with EIO (once).
+    pub fn inject_eio(&self, point: EioAt) {
+        self.state.lock().unwrap().eio = Some(point);
     }
 
-    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let mut st = self.step()?;
-        let existed = std::fs::read(path).ok();
-        if existed.is_none() {
-            st.journal.push(Undo::Entry {
-                dir: parent(path),
-                undo: EntryUndo::Created(path.to_path_buf()),
-            });
-        }
-        st.pending.entry(path.to_path_buf()).or_insert(existed);
-        st.log.push((Op::WriteFile, path.to_path_buf()));
-        RealFs.write_file(path, data)
+    /// Whether the injected EIO is still waiting for its operation.
+    pub fn eio_pending(&self) -> bool {
+        self.state.lock().unwrap().eio.is_some()
     }
 
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        let mut st = self.step()?;
-        st.pending.remove(path);
-        st.log.push((Op::SyncFile, path.to_path_buf()));
-        Ok(())
+    /// Limit the bytes that may still be allocated (`None`: unlimited). Appends past a file's
+    /// allocated length, preallocations and whole-file writes draw on it; removals and
+    /// truncations give space back. Raising it again is "space freed".
+    pub fn set_space(&self, bytes: Option<u64>) {
+        self.state.lock().unwrap().space = bytes;
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut st = self.step()?;
-        let to_before = std::fs::read(to).ok();
-        // Unsynced contents travel with the inode.
-        if let Some(d) = st.pending.remove(from) {
-            st.pending.insert(to.to_path_buf(), d);
-        }
-        st.journal.push(Undo::Entry {
-            dir: parent(to),
-            undo: EntryUndo::Renamed {
-                from: from.to_path_buf(),
-                to: to.to_path_buf(),
-                to_before,
-            },
-        });
-        st.log.push((Op::Rename, to.to_path_buf()));
-        RealFs.rename(from, to)
+    pub fn space_left(&self) -> Option<u64> {
+        self.state.lock().unwrap().space
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        let mut st = self.step()?;
-        let contents = std::fs::read(path)?;
-        st.pending.remove(path);
-        st.journal.push(Undo::Entry {
-            dir: parent(path),
-            undo: EntryUndo::Removed {
-                path: path.to_path_buf(),
-                contents,
-            },
-        });
-        st.log.push((Op::Remove, path.to_path_buf()));
-        RealFs.remove(path)
+    fn step(&self, op: Op, path: &Path) -> io::Result<MutexGuard<'_, State>> {
+        step(&self.state, op, path, None)
     }
 
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        // Truncate-and-fsync is durable when it returns; a cut before it changes nothing.
-        let mut st = self.step()?;
-        st.pending.remove(path);
-        st.log.push((Op::Truncate, path.to_path_buf()));
-        RealFs.truncate(path, len)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut st = self.step()?;
-        st.journal
-            .retain(|u| !matches!(u, Undo::Entry { dir: d, .. } if d == dir));
-        st.log.push((Op::SyncDir, dir.to_path_buf()));
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tmp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("topics-faultfs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn every_cut_of_an_atomic_write_leaves_old_or_new() {
-        for crash_at in 0..8 {
-            let d = tmp(&format!("atomic{crash_at}"));
-            let p = d.join("f");
-            std::fs::write(&p, b"old").unwrap();
-            let fs = FaultFs::new(crash_at);
-            let done = fs.write_atomic(&p, b"new").is_ok();
-            fs.power_cut();
-            let now = std::fs::read(&p).unwrap();
-            if done {
-                assert_eq!(now, b"new", "a completed atomic write is durable");
-            } else {
-                assert!(
-                    now == b"old" || now == b"new",
-                    "crash at {crash_at}: {now:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn unsynced_creation_and_removal_are_undone() {
-        let d = tmp("undo");
-        std::fs::write(d.join("keep"), b"k").unwrap();
-        let fs = FaultFs::new(100);
-        fs.write_file(&d.join("new"), b"n").unwrap();
-        fs.sync_file(&d.join("new")).unwrap();
-        fs.remove(&d.join("keep")).unwrap();
-        fs.power_cut();
-        assert!(
-            !d.join("new").exists(),
-            "creation without a directory fsync is lost"
-        );
-        assert_eq!(
-            std::fs::read(d.join("keep")).unwrap(),
-            b"k",
-            "removal without a directory fsync is lost"
-        );
+    /// Undo every effect that was not durable, newest first. Returns the append files in
+    /// which un-synced bytes survived behind lost ones (out-of-order modes only).
+    pub fn power_cut(&self) -> Vec<PathBuf> {
+        self.state.lock().unwrap().roll_back(self.mode)
     }
 }

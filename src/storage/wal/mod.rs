@@ -8,6 +8,8 @@
 //! answered only after the `fdatasync` that covers its frame returned; after any I/O error the
 //! shard is poisoned and every later submission fails (no retry).
 
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use super::frame;

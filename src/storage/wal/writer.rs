@@ -9,7 +9,8 @@
 //!   tell bytes that were once durable (damage there is media damage) from a torn tail;
 //! - a frame nobody waits for (an acknowledged `disk`/`memory` append) is never dropped: when
 //!   space runs out it is held in memory and written first once space is back; a frame whose
-//!   submitter waits is answered "no space" instead, and never written;
+//!   submitter waits is answered "no space" instead, and never written (what a write that
+//!   ran out of space left in the file is cut off at once);
 //! - any other I/O error poisons storage; nothing is retried.
 
 use super::{FrameMsg, Msg, SyncResult, WalOptions, WalStats};
@@ -115,8 +116,8 @@ struct NewFile {
 
 /// Create `index` of this boot's `shard`: preallocate at least `min_len` bytes, write the
 /// header and a first sync mark, and make both and the directory entry durable. A file that
-/// could not get its space is removed again (it must not look like a torn creation later,
-/// and the next attempt reuses its name).
+/// could not get its space or its header is removed again (it must not look like a torn
+/// creation later, and the next attempt reuses its name).
 fn create_file(
     opts: &WalOptions,
     shard: usize,
@@ -127,7 +128,20 @@ fn create_file(
     let path = opts.dir.join(wal_file_name(opts.boot, shard, index));
     let mut file = fs.create_append(&path)?;
     let want = opts.file_bytes.max(min_len);
-    let prealloc = match file.preallocate(want) {
+    let mut head = FileHeader {
+        shard: shard as u16,
+        boot: opts.boot,
+    }
+    .encode()
+    .to_vec();
+    let header_len = head.len() as u64;
+    frame::encode_sync(&mut head, header_len, opts.prev_boot, false);
+    // Without preallocation the header itself needs space: running out there is as
+    // survivable as running out while preallocating.
+    let written = file
+        .preallocate(want)
+        .and_then(|pre| file.append(&head).map(|()| pre));
+    let prealloc = match written {
         Ok(true) => want,
         Ok(false) => 0,
         Err(e) if is_no_space(&e) => {
@@ -138,17 +152,9 @@ fn create_file(
         }
         Err(e) => return Err(e),
     };
-    let mut head = FileHeader {
-        shard: shard as u16,
-        boot: opts.boot,
-    }
-    .encode()
-    .to_vec();
-    let header_len = head.len() as u64;
-    frame::encode_sync(&mut head, header_len, opts.prev_boot, false);
-    file.append(&head)?;
-    file.sync_data()?;
-    fs.sync_dir(&opts.dir)?;
+    file.sync_data().map_err(|e| untrusted("fdatasync", e))?;
+    fs.sync_dir(&opts.dir)
+        .map_err(|e| untrusted("directory fsync", e))?;
     Ok(NewFile {
         file,
         len: head.len() as u64,
@@ -354,6 +360,7 @@ impl Writer {
         }
         if let Err(e) = self.file.append(&self.buf) {
             if is_no_space(&e) {
+                self.discard_partial_write()?;
                 return Err(WriteError::NoSpace);
             }
             return Err(WriteError::Failed(
@@ -419,12 +426,28 @@ impl Writer {
                 self.file_len += mark.len() as u64;
                 true
             }
-            Err(e) if is_no_space(&e) => false,
+            Err(e) if is_no_space(&e) => {
+                let _ = self.discard_partial_write();
+                false
+            }
             Err(e) => {
                 self.fail(&format!("WAL write failed: {e}"));
                 false
             }
         }
+    }
+
+    /// A write that ran out of space may have left part of itself past the logical end, and
+    /// whole frames of a group answered "no space" among them: a start that found them would
+    /// replay writes that were refused. Cut the file back to the logical end (truncating needs
+    /// no space). It keeps no reserved blocks past that end, so it grows from here on.
+    fn discard_partial_write(&mut self) -> Result<(), WriteError> {
+        if let Err(e) = self.file.shrink_to_written() {
+            let e = self.fail(&format!("WAL truncate after a short write failed: {e}"));
+            return Err(WriteError::Failed(e));
+        }
+        self.prealloc_len = 0;
+        Ok(())
     }
 
     /// Close the current file (synced whole) and start the next, preallocated for at least

@@ -167,7 +167,8 @@ impl Store {
 
     /// Move every live hot record into a new segment file under `dir`. Returns whether one
     /// was written. The segment is durable (fsynced, renamed, directory fsynced) before the
-    /// records leave RAM.
+    /// records leave RAM; on any error they stay hot. The error keeps its kind, so a caller
+    /// can tell a full disk (try again later) from a failing one.
     pub fn seal(
         &mut self,
         fs: &dyn Fs,
