@@ -193,13 +193,11 @@ impl RecoveryBuilder {
                 .values_mut()
                 .for_each(RecoveredTopic::on_unclean_boot_end),
             Replayed::BootEnd { clean: true, .. } => {}
-            Replayed::Discontinuity {
-                shard,
-                shards,
-                max_records,
-            } => {
+            Replayed::Discontinuity { shard, max_records } => {
                 for t in self.topics.values_mut() {
-                    if crate::storage::shard_of(&t.name, shards) == shard {
+                    let mapped =
+                        shard.is_none_or(|(s, n)| crate::storage::shard_of(&t.name, n) == s);
+                    if mapped && t.config.durability.uses_wal() {
                         let from = t.damage_from.map_or(t.max_record_seq, |d| d.0);
                         let max = t.damage_from.map_or(0, |d| d.1) + max_records;
                         t.damage_from = Some((from, max));

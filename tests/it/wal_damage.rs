@@ -72,6 +72,49 @@ fn flips_at_every_kind_of_position_refuse() {
 }
 
 #[test]
+fn skipping_a_deleted_middle_wal_file_reports_its_seqs_as_damaged() {
+    let mut s = killed_fsync_server(
+        120,
+        Some("[storage]\nwal_shards = 1\nwal_file_bytes = 4096\n"),
+    );
+    let files = wal::files(s.data_dir());
+    assert!(files.len() >= 4, "{files:?}");
+    let gone = &files[files.len() / 2];
+    let first_gone = wal::appends(gone).len();
+    assert!(first_gone > 0, "the deleted file held records");
+    std::fs::remove_file(gone).unwrap();
+    s.add_arg("--skip-wal-damage");
+    s.start_again();
+    let mut seqs = Vec::new();
+    let mut tombstones = Vec::new();
+    let mut from = 0;
+    loop {
+        let d = s.diff("t", json!({"from_seq": from, "limit": 1000}));
+        if !d["tombstone"].is_null() {
+            tombstones.push(d["tombstone"].clone());
+        }
+        seqs.extend(harness::seqs_of(&d));
+        from = d["next_from_seq"].as_u64().unwrap();
+        if d["caught_up"] == true {
+            break;
+        }
+    }
+    assert_eq!(tombstones.len(), 1, "{tombstones:?}");
+    let (a, b) = (
+        tombstones[0]["gap_from"].as_u64().unwrap(),
+        tombstones[0]["gap_to"].as_u64().unwrap(),
+    );
+    assert_eq!(tombstones[0]["reason"], "damaged");
+    let missing: Vec<u64> = (1..=360).filter(|q| !seqs.contains(q)).collect();
+    assert_eq!(
+        missing,
+        (a..=b).collect::<Vec<_>>(),
+        "exactly the deleted file's seqs"
+    );
+    assert_eq!(seqs.last(), Some(&360), "records after the gap are kept");
+}
+
+#[test]
 fn a_deleted_middle_wal_file_refuses_to_start() {
     let s = killed_fsync_server(
         120,

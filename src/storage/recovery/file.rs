@@ -28,12 +28,11 @@ pub enum Replayed {
         boot: u32,
         clean: bool,
     },
-    /// Damaged bytes of `shard` (of a boot with `shards` shards) were skipped here, on the
-    /// operator's request: they held at most `max_records` records of the topics that map to
-    /// that shard.
+    /// Damaged or missing WAL bytes were skipped here, on the operator's request: they held at
+    /// most `max_records` records of the topics that map to `shard` (shard, shards of its
+    /// boot) — of every topic when `None` (a whole boot is missing).
     Discontinuity {
-        shard: usize,
-        shards: usize,
+        shard: Option<(usize, usize)>,
         max_records: u64,
     },
 }
@@ -58,8 +57,6 @@ pub struct FileOutcome {
     pub removed: bool,
     pub ended_with_stop: bool,
     pub skipped_damage: bool,
-    /// The boot this file's boot followed, from its first sync mark (format 2).
-    pub prev_boot: Option<u32>,
 }
 
 pub struct FileReplay<'a> {
@@ -167,9 +164,6 @@ impl<'a> FileReplay<'a> {
         self.closed =
             matches!(f, Frame::Sync { closing: true, synced, .. } if *synced == at as u64);
         match f {
-            Frame::Sync { prev_boot, .. } if self.out.prev_boot.is_none() => {
-                self.out.prev_boot = Some(*prev_boot)
-            }
             Frame::Append(a) => {
                 if let Some(last) = a.records.last() {
                     let e = self.seen.entry(a.topic_id).or_default();
@@ -252,8 +246,7 @@ impl<'a> FileReplay<'a> {
         let max_records = (end - at) as u64 / 6 + 1;
         apply(
             Replayed::Discontinuity {
-                shard: self.shard,
-                shards: self.shards,
+                shard: Some((self.shard, self.shards)),
                 max_records,
             },
             end,

@@ -86,62 +86,130 @@ pub fn replay_window(all: &[WalFile], after: Option<&Barrier>) -> Vec<WalFile> {
         .collect()
 }
 
-/// A file missing from the replayed sequence is damage: its frames would vanish silently.
-pub fn check_sequence(files: &[WalFile], after: Option<&Barrier>) -> Result<(), Damage> {
-    let mut runs: BTreeMap<(u32, usize), Vec<&WalFile>> = BTreeMap::new();
-    for f in files {
-        runs.entry((f.id.boot, f.id.shard)).or_default().push(f);
+/// A place in the replayed sequence where files are missing.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub damage: Damage,
+    /// Position in the replayed files the missing ones would have come before
+    /// (`files.len()`: after the last).
+    pub before: usize,
+    /// The (shard, shards of its boot) whose files are missing; `None`: a whole boot.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// Every file missing from the replayed sequence: its frames would vanish silently.
+pub fn check_sequence(files: &[WalFile], after: Option<&Barrier>) -> Vec<Gap> {
+    let mut gaps = Vec::new();
+    let mut runs: BTreeMap<(u32, usize), Vec<usize>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        runs.entry((f.id.boot, f.id.shard)).or_default().push(i);
     }
     if let Some(b) = after {
+        let shards = b.start.len();
         for (shard, &start) in b.start.iter().enumerate() {
             if !runs.contains_key(&(b.boot, shard)) {
                 let name = crate::storage::wal::wal_file_name(b.boot, shard, start);
-                return Err(missing(
-                    files,
-                    &name,
-                    "the file the snapshot's replay starts from",
-                ));
+                let what = "the file the snapshot's replay starts from";
+                gaps.push(gap(files, &name, what, 0, Some((shard, shards))));
             }
         }
     }
-    let mut boots: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    let mut boots: BTreeMap<u32, Vec<(usize, usize)>> = BTreeMap::new();
     for ((boot, shard), run) in &runs {
-        boots.entry(*boot).or_default().push(*shard);
+        boots.entry(*boot).or_default().push((*shard, run[0]));
         let first = match after {
             Some(b) if b.boot == *boot => b.start.get(*shard).copied().unwrap_or(0),
             _ => 0,
         };
-        for (k, f) in run.iter().enumerate() {
-            let want = first + k as u32;
-            if f.id.index != want {
+        let shards = files[run[0]].shards;
+        let mut want = first;
+        for &i in run {
+            if files[i].id.index != want {
                 let name = crate::storage::wal::wal_file_name(*boot, *shard, want);
-                return Err(missing(
-                    files,
-                    &name,
-                    "a file in the middle of the sequence",
-                ));
+                let what = "a file in the middle of the sequence";
+                gaps.push(gap(files, &name, what, i, Some((*shard, shards))));
             }
+            want = files[i].id.index + 1;
         }
     }
     for (boot, shards) in boots {
-        if let Some(gap) = (0..shards.len()).find(|s| shards[*s] != *s) {
-            let name = crate::storage::wal::wal_file_name(boot, gap, 0);
-            return Err(missing(files, &name, "the first file of a shard"));
+        for (k, &(shard, at)) in shards.iter().enumerate() {
+            if shard != k {
+                let name = crate::storage::wal::wal_file_name(boot, k, 0);
+                let total = files[at].shards;
+                gaps.push(gap(
+                    files,
+                    &name,
+                    "the first file of a shard",
+                    at,
+                    Some((k, total)),
+                ));
+                break;
+            }
         }
     }
-    Ok(())
+    gaps
 }
 
-fn missing(files: &[WalFile], name: &str, what: &str) -> Damage {
+/// Every boot names, in its first sync mark, the boot it followed; one inside the replayed
+/// range with no file left went missing whole.
+pub fn check_chain(files: &[WalFile]) -> Vec<Gap> {
+    let Some(first) = files.first().map(|f| f.id.boot) else {
+        return Vec::new();
+    };
+    let mut gaps = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let starts_boot = i == 0 || files[i - 1].id.boot != f.id.boot;
+        let Some(prev) = starts_boot.then(|| prev_boot_of(&f.path)).flatten() else {
+            continue;
+        };
+        if prev >= first && prev < f.id.boot && !files.iter().any(|g| g.id.boot == prev) {
+            let mut g = gap(files, "", "", i, None);
+            g.damage.file = f.path.clone();
+            g.damage.what = format!(
+                "boot {} followed boot {prev}, but no WAL file of boot {prev} is left",
+                f.id.boot
+            );
+            gaps.push(g);
+        }
+    }
+    gaps
+}
+
+/// The `prev_boot` of a format-2 file's first sync mark (it follows the header).
+fn prev_boot_of(path: &Path) -> Option<u32> {
+    use std::io::Read;
+    let mut head = vec![0u8; crate::storage::frame::FILE_HEADER_LEN + 64];
+    let mut f = std::fs::File::open(path).ok()?;
+    let n = f.read(&mut head).ok()?;
+    head.truncate(n);
+    let buf = bytes::Bytes::from(head);
+    match crate::storage::frame::decode(&buf, crate::storage::frame::FILE_HEADER_LEN) {
+        Ok((crate::storage::frame::Frame::Sync { prev_boot, .. }, _)) => Some(prev_boot),
+        _ => None,
+    }
+}
+
+fn gap(
+    files: &[WalFile],
+    name: &str,
+    what: &str,
+    before: usize,
+    shard: Option<(usize, usize)>,
+) -> Gap {
     let dir = files
         .first()
         .and_then(|f| f.path.parent())
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    Damage {
-        file: dir.join(name),
-        offset: 0,
-        what: format!("WAL file missing ({what}); its frames cannot be replayed"),
-        topics: Vec::new(),
+    Gap {
+        damage: Damage {
+            file: dir.join(name),
+            offset: 0,
+            what: format!("WAL file missing ({what}); its frames cannot be replayed"),
+            topics: Vec::new(),
+        },
+        before,
+        shard,
     }
 }

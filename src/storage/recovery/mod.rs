@@ -132,16 +132,19 @@ pub fn replay(
         ..Default::default()
     };
     let files = listing::replay_window(&all, after);
-    if let Err(d) = listing::check_sequence(&files, after) {
-        skip_or_refuse(d, opts, &mut summary)?;
+    let mut gaps = listing::check_sequence(&files, after);
+    gaps.extend(listing::check_chain(&files));
+    for g in &gaps {
+        skip_or_refuse(g.damage.clone(), opts, &mut summary)?;
     }
     let total: u64 = files.iter().map(|f| f.len).sum();
     progress.total_bytes.store(total.max(1), Ordering::Relaxed);
     let mut base = 0u64;
     let mut boots = BootTracker::default();
     let mut fixes = Vec::new();
-    for f in &files {
+    for (i, f) in files.iter().enumerate() {
         boots.enter(f.id.boot, &mut apply);
+        report_gaps(&gaps, i, &mut apply);
         let buf =
             Bytes::from(std::fs::read(&f.path).map_err(|e| format!("{}: {e}", f.path.display()))?);
         let mut on_frame = |r: Replayed, offset: usize| {
@@ -170,14 +173,28 @@ pub fn replay(
         base += f.len;
         progress.done_bytes.store(base, Ordering::Relaxed);
     }
+    report_gaps(&gaps, files.len(), &mut apply);
     boots.finish(&mut apply);
-    boots.check_chain(&files, opts, &mut summary)?;
     apply_fixes(fs, &fixes)?;
     // Older files (before the barrier) count too: the next boot follows the newest of them.
     let older = all.iter().filter(|f| !files.iter().any(|w| w.id == f.id));
     summary.last_boot = older.map(|f| f.id.boot).fold(summary.last_boot, u32::max);
     progress.done_bytes.store(total.max(1), Ordering::Relaxed);
     Ok(summary)
+}
+
+/// How many records a missing file or boot may have held: unknowable, so large enough that a
+/// topic with no record after the gap moves its head past anything it could have issued.
+const MISSING_FILE_RECORDS: u64 = 1 << 32;
+
+/// Skipped missing files become discontinuities where their frames would have been replayed.
+fn report_gaps(gaps: &[listing::Gap], at: usize, apply: &mut impl FnMut(Replayed)) {
+    for g in gaps.iter().filter(|g| g.before == at) {
+        apply(Replayed::Discontinuity {
+            shard: g.shard,
+            max_records: MISSING_FILE_RECORDS,
+        });
+    }
 }
 
 fn skip_or_refuse(
@@ -194,14 +211,12 @@ fn skip_or_refuse(
 }
 
 /// Follows boots as their files go by: a boot is clean when every one of its shards ended
-/// with a Stop frame; records the `prev_boot` each boot's sync marks name.
+/// with a Stop frame.
 #[derive(Debug, Default)]
 struct BootTracker {
     current: Option<u32>,
     /// Shards of the current boot, and whether each ended with a Stop frame so far.
     shards: std::collections::BTreeMap<usize, bool>,
-    /// (boot, prev_boot) as named by the boots' first files.
-    chain: Vec<(u32, u32)>,
 }
 
 impl BootTracker {
@@ -218,11 +233,6 @@ impl BootTracker {
         } else {
             self.shards.entry(id.shard).or_insert(false);
         }
-        if let Some(prev) = out.prev_boot {
-            if !self.chain.iter().any(|(b, _)| *b == id.boot) {
-                self.chain.push((id.boot, prev));
-            }
-        }
     }
 
     fn finish(&mut self, apply: &mut impl FnMut(Replayed)) {
@@ -231,38 +241,6 @@ impl BootTracker {
             apply(Replayed::BootEnd { boot, clean });
         }
         self.shards.clear();
-    }
-
-    /// A boot names the boot it followed; if that one lies inside the replayed range but has
-    /// no files, its files went missing.
-    fn check_chain(
-        &self,
-        files: &[listing::WalFile],
-        opts: ReplayOptions,
-        summary: &mut ReplaySummary,
-    ) -> Result<(), ReplayError> {
-        let Some(first) = files.first().map(|f| f.id.boot) else {
-            return Ok(());
-        };
-        for &(boot, prev) in &self.chain {
-            let present = files.iter().any(|f| f.id.boot == prev);
-            if prev >= first && prev < boot && !present {
-                let d = Damage {
-                    file: files
-                        .iter()
-                        .find(|f| f.id.boot == boot)
-                        .map(|f| f.path.clone())
-                        .unwrap_or_default(),
-                    offset: 0,
-                    what: format!(
-                        "boot {boot} followed boot {prev}, but no WAL file of boot {prev} is left"
-                    ),
-                    topics: Vec::new(),
-                };
-                skip_or_refuse(d, opts, summary)?;
-            }
-        }
-        Ok(())
     }
 }
 

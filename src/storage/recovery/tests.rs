@@ -87,6 +87,8 @@ struct Seen {
     ceilings: Vec<u64>,
     boot_ends: Vec<(u32, bool)>,
     gaps: Vec<u64>,
+    /// Where each discontinuity came: (ceilings replayed before it, its shard).
+    gap_at: Vec<(usize, Option<(usize, usize)>)>,
 }
 
 fn replay_dir(dir: &Path, skip_damage: bool) -> Result<(Seen, ReplaySummary), ReplayError> {
@@ -94,6 +96,7 @@ fn replay_dir(dir: &Path, skip_damage: bool) -> Result<(Seen, ReplaySummary), Re
         ceilings: Vec::new(),
         boot_ends: Vec::new(),
         gaps: Vec::new(),
+        gap_at: Vec::new(),
     };
     let opts = ReplayOptions { skip_damage };
     let s = replay(
@@ -105,7 +108,10 @@ fn replay_dir(dir: &Path, skip_damage: bool) -> Result<(Seen, ReplaySummary), Re
         |r| match r {
             Replayed::Frame(Frame::Reserve { ceiling, .. }) => seen.ceilings.push(ceiling),
             Replayed::BootEnd { boot, clean } => seen.boot_ends.push((boot, clean)),
-            Replayed::Discontinuity { max_records, .. } => seen.gaps.push(max_records),
+            Replayed::Discontinuity { max_records, shard } => {
+                seen.gaps.push(max_records);
+                seen.gap_at.push((seen.ceilings.len(), shard));
+            }
             _ => {}
         },
     )?;
@@ -133,6 +139,17 @@ fn reserve_offset(path: &Path, n: usize) -> usize {
         at = next;
     }
     panic!("no reserve frame {n}");
+}
+
+fn reserves_in(path: &Path) -> usize {
+    let buf = bytes::Bytes::from(std::fs::read(path).unwrap());
+    let mut at = FILE_HEADER_LEN;
+    let mut n = 0;
+    while let Ok((f, next)) = frame::decode(&buf, at) {
+        n += usize::from(matches!(f, Frame::Reserve { .. }));
+        at = next;
+    }
+    n
 }
 
 fn damaged(r: Result<(Seen, ReplaySummary), ReplayError>) -> Damage {
@@ -368,4 +385,43 @@ fn files_not_named_like_ours_are_never_replayed_or_removed() {
     for name in foreign {
         assert!(d.join(name).exists(), "{name} was removed");
     }
+}
+
+#[test]
+fn skipping_a_missing_file_reports_a_discontinuity_where_it_was() {
+    let d = tmp("skipmissing");
+    let files = boot_with(&d, 1, SIX_GROUPS, 160);
+    let in_first = reserves_in(&files[0]);
+    let in_second = reserves_in(&files[1]);
+    assert!(in_second > 0, "the removed file held frames");
+    std::fs::remove_file(&files[1]).unwrap();
+    let (seen, s) = replay_dir(&d, true).unwrap();
+    assert_eq!(s.skipped_damage, 1);
+    assert_eq!(
+        seen.gap_at,
+        vec![(in_first, Some((0, 1)))],
+        "one gap, right after the first file's frames"
+    );
+    assert_eq!(
+        seen.ceilings.len(),
+        6 - in_second,
+        "the missing file's frames are gone"
+    );
+}
+
+#[test]
+fn skipping_a_missing_boot_reports_a_discontinuity_for_every_topic() {
+    let d = tmp("skipboot");
+    boot_with(&d, 1, &[(&[1], Commit::Wait)], 64 << 10);
+    for f in boot_with(&d, 2, &[(&[2], Commit::Wait)], 64 << 10) {
+        std::fs::remove_file(f).unwrap();
+    }
+    boot_with(&d, 3, &[(&[3], Commit::Wait)], 64 << 10);
+    let (seen, _) = replay_dir(&d, true).unwrap();
+    assert_eq!(seen.ceilings, vec![1, 3]);
+    assert_eq!(
+        seen.gap_at,
+        vec![(1, None)],
+        "between boot 1 and boot 3, for all topics"
+    );
 }
