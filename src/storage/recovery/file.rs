@@ -163,14 +163,11 @@ impl<'a> FileReplay<'a> {
         self.out.ended_with_stop = matches!(f, Frame::Stop);
         self.closed =
             matches!(f, Frame::Sync { closing: true, synced, .. } if *synced == at as u64);
-        match f {
-            Frame::Append(a) => {
-                if let Some(last) = a.records.last() {
-                    let e = self.seen.entry(a.topic_id).or_default();
-                    *e = (*e).max(last.seq);
-                }
+        if let Frame::Append(a) = f {
+            if let Some(last) = a.records.last() {
+                let e = self.seen.entry(a.topic_id).or_default();
+                *e = (*e).max(last.seq);
             }
-            _ => {}
         }
     }
 
