@@ -4,7 +4,7 @@
 //! on, writes resume by themselves once space is freed, and every acknowledged record is there
 //! after a restart and after `kill -9`.
 
-use crate::harness::{assert_error, Server, TempDir};
+use crate::harness::{assert_error, written_seqs, Server, TempDir};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -93,14 +93,7 @@ fn write_until_full(s: &Server, topic: &str) -> Vec<u64> {
             assert_eq!(r.header("retry-after"), Some("5"));
             return acked;
         }
-        let body = r.expect(200);
-        acked.extend(
-            body["seqs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap()),
-        );
+        acked.extend(written_seqs(&r.expect(200)));
     }
     panic!("the disk never filled");
 }
@@ -167,14 +160,7 @@ fn a_full_disk_loses_nothing_acknowledged_and_heals_without_a_restart() {
     loop {
         let r = s.post("/v0/topics/d", &json!({"records": batch(1)}));
         if r.status == 200 {
-            let body = r.json();
-            acked.extend(
-                body["seqs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap()),
-            );
+            acked.extend(written_seqs(&r.json()));
             break;
         }
         assert_eq!(r.status, 507, "{}", r.text());

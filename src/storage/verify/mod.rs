@@ -75,6 +75,20 @@ fn files_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, Problem> {
     Ok(out)
 }
 
+/// What reading `path` gave, or `None`: gone meanwhile (a running server's checkpoint
+/// collected it) or unreadable (then reported).
+fn read_or_report<T>(path: &Path, r: std::io::Result<T>, out: &mut Checked) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            out.problems
+                .push(Problem::damage(path, 0, format!("cannot read: {e}")));
+            None
+        }
+    }
+}
+
 /// Every segment file: structure, header/index/tag-table crcs, the footer crc, every record.
 pub fn verify_segments(data_dir: &Path) -> Checked {
     let mut out = Checked::default();
@@ -86,15 +100,8 @@ pub fn verify_segments(data_dir: &Path) -> Checked {
         }
     };
     for path in files {
-        let c = match check_file(&path) {
-            Ok(c) => c,
-            // Garbage-collected by a running server's checkpoint meanwhile.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                out.problems
-                    .push(Problem::damage(&path, 0, format!("cannot read: {e}")));
-                continue;
-            }
+        let Some(c) = read_or_report(&path, check_file(&path), &mut out) else {
+            continue;
         };
         out.files += 1;
         out.items += c.records as u64;
@@ -131,15 +138,10 @@ pub fn verify_snapshots(data_dir: &Path) -> (Checked, Option<u64>) {
         let Some(number) = name.as_deref().and_then(snapshot::parse_file_name) else {
             continue;
         };
-        let buf = match std::fs::read(&path) {
-            Ok(b) => Bytes::from(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                out.problems
-                    .push(Problem::damage(&path, 0, format!("cannot read: {e}")));
-                continue;
-            }
+        let Some(buf) = read_or_report(&path, std::fs::read(&path), &mut out) else {
+            continue;
         };
+        let buf = Bytes::from(buf);
         out.files += 1;
         match snapshot::check(buf, number) {
             Ok(s) => {

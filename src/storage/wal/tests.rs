@@ -4,7 +4,7 @@ use super::*;
 use crate::storage::fs::fault::FaultFs;
 use crate::storage::fs::RealFs;
 use crate::storage::recovery::{replay, ReplayProgress, Replayed};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Bytes of a sync mark.
 const MARK_BYTES: usize = 38;
@@ -30,6 +30,21 @@ fn start(dir: &Path, fs: Arc<dyn Fs>) -> Wal {
     Wal::start(opts, StorageHealth::new()).unwrap()
 }
 
+/// A WAL on a file system without preallocation (appends need space of their own) whose
+/// writer is held in the fdatasync of a first frame, so the frames submitted next queue up
+/// behind it and go out as one group. Returns the dir, the fs, the WAL and the first frame's
+/// sync receiver.
+fn held_after_first_sync(tag: &str) -> (PathBuf, Arc<FaultFs>, Wal, oneshot::Receiver<SyncResult>) {
+    let dir = std::env::temp_dir().join(format!("topics-wal-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let fs = Arc::new(FaultFs::new(usize::MAX).without_preallocation());
+    let wal = start(&dir, fs.clone());
+    fs.hold_next_sync();
+    let first = wal.submit(0, reserve(1), Commit::Wait).unwrap().unwrap();
+    fs.wait_sync_held();
+    (dir, fs, wal, first)
+}
+
 /// The ceilings of every Reserve frame a start on `dir` would replay.
 fn replayed_ceilings(dir: &Path) -> Vec<u64> {
     let mut ceilings = Vec::new();
@@ -49,15 +64,7 @@ fn replayed_ceilings(dir: &Path) -> Vec<u64> {
 /// (Without preallocation, where appends need space of their own.)
 #[test]
 fn a_frame_answered_no_space_is_never_replayed_even_if_part_of_its_group_landed() {
-    let dir = std::env::temp_dir().join(format!("topics-wal-enospc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let fs = Arc::new(FaultFs::new(usize::MAX).without_preallocation());
-    let wal = start(&dir, fs.clone());
-    // Hold the writer in the fdatasync of a first frame, so the next three queue up behind it
-    // and go out as one group.
-    fs.hold_next_sync();
-    let first = wal.submit(0, reserve(1), Commit::Wait).unwrap().unwrap();
-    fs.wait_sync_held();
+    let (dir, fs, wal, first) = held_after_first_sync("enospc");
     let (held, refused, cut) = (reserve(2), reserve(3), reserve(4));
     // Room for the sync mark after the held sync, two whole frames and 5 bytes of the third.
     fs.set_space(Some((MARK_BYTES + held.len() + refused.len() + 5) as u64));
@@ -87,13 +94,7 @@ fn a_frame_answered_no_space_is_never_replayed_even_if_part_of_its_group_landed(
 /// have been cut off already.
 #[test]
 fn a_closed_file_ends_at_its_closing_mark_even_after_a_short_write() {
-    let dir = std::env::temp_dir().join(format!("topics-wal-short-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let fs = Arc::new(FaultFs::new(usize::MAX).without_preallocation());
-    let wal = start(&dir, fs.clone());
-    fs.hold_next_sync();
-    let first = wal.submit(0, reserve(1), Commit::Wait).unwrap().unwrap();
-    fs.wait_sync_held();
+    let (dir, fs, wal, first) = held_after_first_sync("short");
     // Four frames nobody waits for go out as one group; the disk fills 60 bytes into it, more
     // than a closing mark covers.
     fs.set_space(Some((MARK_BYTES + 60) as u64));

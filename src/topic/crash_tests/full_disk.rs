@@ -63,6 +63,32 @@ async fn fill(t: &TopicHandle, mut n: u64) -> (BTreeMap<u64, Bytes>, u64) {
     panic!("the disk never filled");
 }
 
+/// A topic of `durability` on a fresh fault file system with `SPACE_LEFT` bytes left, written
+/// until the disk is full: the file system, the harness, the topic, its acknowledged writes
+/// and the number of the first refused one.
+async fn filled(
+    tag: &str,
+    prealloc: bool,
+    durability: Durability,
+) -> (
+    Arc<FaultFs>,
+    Harness,
+    TopicHandle,
+    BTreeMap<u64, Bytes>,
+    u64,
+) {
+    let fs = fault_fs(prealloc);
+    let h = start(&temp_dir(tag), &fs);
+    let (t, _) = h
+        .registry
+        .get_or_create("t", class(durability))
+        .await
+        .unwrap();
+    fs.set_space(Some(SPACE_LEFT));
+    let (acked, refused) = fill(&t, 0).await;
+    (fs, h, t, acked, refused)
+}
+
 /// Whether any WAL file under `dir` holds `needle`.
 fn wal_holds(dir: &Path, needle: &[u8]) -> bool {
     let wal = crate::storage::wal_dir(dir);
@@ -87,15 +113,7 @@ async fn wait_writable(h: &Harness) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_writes_acknowledged_as_the_disk_fills_are_written_once_space_is_freed() {
     for (prealloc, power_cut) in file_systems() {
-        let fs = fault_fs(prealloc);
-        let h = start(&temp_dir("full-disk"), &fs);
-        let (t, _) = h
-            .registry
-            .get_or_create("t", class(Durability::Disk))
-            .await
-            .unwrap();
-        fs.set_space(Some(SPACE_LEFT));
-        let (mut acked, refused) = fill(&t, 0).await;
+        let (fs, h, t, mut acked, refused) = filled("full-disk", prealloc, Durability::Disk).await;
         let last = acked.values().last().unwrap().clone();
         assert!(h.wal().health().is_full() && !h.poisoned());
         let left = temp_files(&h.dir);
@@ -137,15 +155,8 @@ async fn disk_writes_acknowledged_as_the_disk_fills_are_written_once_space_is_fr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_fsync_write_refused_for_lack_of_space_never_appears() {
     for (prealloc, power_cut) in file_systems() {
-        let fs = fault_fs(prealloc);
-        let h = start(&temp_dir("full-fsync"), &fs);
-        let (t, _) = h
-            .registry
-            .get_or_create("t", class(Durability::Fsync))
-            .await
-            .unwrap();
-        fs.set_space(Some(SPACE_LEFT));
-        let (mut acked, refused) = fill(&t, 0).await;
+        let (fs, h, t, mut acked, refused) =
+            filled("full-fsync", prealloc, Durability::Fsync).await;
         assert!(!h.poisoned());
         assert_eq!(
             contents(&t).await,
