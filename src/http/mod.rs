@@ -223,6 +223,8 @@ mod tests {
             ("POST", "/v0/topics/a/diff"),
             ("POST", "/v0/topics/a"),
             ("POST", "/v0/topics/a/delete"),
+            ("POST", "/v0/watch"),
+            ("GET", "/v0/watch/wid_x"),
             // Readiness outranks validation: a bad name or body is not looked at yet.
             ("PUT", "/v0/topics/bad%20name"),
             ("GET", "/v0/unknown"),

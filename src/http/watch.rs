@@ -6,6 +6,7 @@ use super::render::{json_value, performance, Include};
 use super::topics::{lookup_path, query_pairs};
 use super::AppState;
 use crate::error::ApiError;
+use crate::registry::Registry;
 use crate::watch::{cursor, WatchOpts, Watcher};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -13,7 +14,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -72,9 +73,31 @@ pub async fn create(
         )));
     }
     let opts = options(&state, &b);
+    let (cursors, shown) = resolve_topics(&registry, &b.topics, lenient).await?;
+    let wid = cursor::new_wid().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    let sessions = &state.inner.watch;
+    let now = tokio::time::Instant::now();
+    sessions
+        .create(wid.clone(), cursors, opts, now)
+        .map_err(ApiError::from_watch)?;
+    let body = json!({
+        "wid": wid, "stream_url": format!("/v0/watch/{wid}"),
+        "session_ttl_ms": sessions.ttl().as_millis() as u64, "topics": shown,
+        "performance": performance(started, &[]),
+    });
+    Ok(json_value(StatusCode::OK, &body))
+}
+
+/// Each topic's starting cursor (`tail` = head now) and the `topics` object of the answer;
+/// the first missing topic in name order is `404` unless `lenient` drops it.
+async fn resolve_topics(
+    registry: &Registry,
+    topics: &BTreeMap<String, TopicSpec>,
+    lenient: bool,
+) -> Result<(BTreeMap<String, u64>, Map<String, Value>), ApiError> {
     let mut cursors = BTreeMap::new();
     let mut shown = Map::new();
-    for (topic, spec) in &b.topics {
+    for (topic, spec) in topics {
         let st = match registry.get(topic) {
             Some(h) => h
                 .state(false)
@@ -96,18 +119,7 @@ pub async fn create(
             json!({ "from_seq": from, "head_seq": st.head_seq, "earliest_seq": st.earliest_seq });
         shown.insert(topic.clone(), t);
     }
-    let wid = cursor::new_wid().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
-    let sessions = &state.inner.watch;
-    let now = tokio::time::Instant::now();
-    sessions
-        .create(wid.clone(), cursors, opts, now)
-        .map_err(ApiError::from_watch)?;
-    let body = json!({
-        "wid": wid, "stream_url": format!("/v0/watch/{wid}"),
-        "session_ttl_ms": sessions.ttl().as_millis() as u64, "topics": shown,
-        "performance": performance(started, &[]),
-    });
-    Ok(json_value(StatusCode::OK, &body))
+    Ok((cursors, shown))
 }
 
 /// Limits and flags per §9.1, clamped with the configured tunables.
