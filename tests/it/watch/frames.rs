@@ -179,3 +179,29 @@ fn watch_reports_deleted_topics_and_ends_when_none_remain() {
     assert_eq!(sse.next_event(T).unwrap().0, "topic-deleted");
     expect_eof(&mut sse);
 }
+
+#[test]
+fn watch_slow_consumer_gets_a_tombstone_with_the_diff_reason_not_a_disconnect() {
+    let s = Server::start();
+    s.create("lossy", config_with(json!({ "cap_records": 5 })));
+    s.write("lossy", json!([{ "data": 0 }]));
+    let (_, mut sse) = watch_open(&s, json!({ "topics": { "lossy": {} } }));
+    assert_eq!(sse.next_event(T).unwrap().0, "record");
+    assert_eq!(sse.next_event(T).unwrap().0, "caught-up");
+    // Not reading while ~13 MB arrive: the stream stops pulling, retention passes its cursor.
+    let payload = "x".repeat(64 * 1024);
+    for _ in 0..200 {
+        s.write("lossy", json!([{ "data": payload }]));
+    }
+    let mut reasons = Vec::new();
+    loop {
+        let (event, data, id) = sse.next_event(T).unwrap();
+        match event.as_str() {
+            "tombstone" => reasons.push(data["reason"].as_str().unwrap().to_string()),
+            "caught-up" if cursor_of(&id)["lossy"] == 201 => break,
+            _ => {}
+        }
+    }
+    assert!(!reasons.is_empty(), "the slow consumer fell behind the cap");
+    assert!(reasons.iter().all(|r| r == "cap"), "{reasons:?}");
+}
