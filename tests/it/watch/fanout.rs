@@ -108,3 +108,19 @@ fn sigterm_ends_every_stream_with_the_error_frame_and_exits_promptly() {
         assert_eq!(sse.next(T), Err(End::Eof));
     }
 }
+
+#[test]
+fn sigterm_with_a_stalled_watcher_exits_by_the_drain_deadline() {
+    let mut s = Server::start_with(&[], Some("[server]\ndrain_timeout_ms = 1500\n"));
+    s.write("big", json!([{ "data": 0 }]));
+    let (_, _stalled) = watch_open(&s, json!({ "topics": { "big": {} } })); // never read again
+    let payload = "x".repeat(64 * 1024);
+    for _ in 0..200 {
+        s.write("big", json!([{ "data": payload }])); // fills the stalled socket's buffers
+    }
+    let t0 = Instant::now();
+    let status = s.sigterm();
+    let took = t0.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(6), "exit took {took:?}");
+}
