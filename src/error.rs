@@ -6,6 +6,7 @@ use crate::model::json::limits::LimitError;
 use crate::model::record::RecordError;
 use crate::registry::CreateError;
 use crate::topic::TopicError;
+use crate::watch::WatchError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -151,6 +152,32 @@ impl ApiError {
                 "the server-wide retained byte quota of {max} is reached"
             ))
             .with_detail(json!({ "limit": "max_total_bytes", "max": max })),
+        }
+    }
+
+    /// An SSE GET whose `Accept` excludes `text/event-stream`.
+    pub fn not_acceptable() -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            "this stream is text/event-stream; send Accept: text/event-stream",
+        )
+    }
+
+    pub fn from_watch(e: WatchError) -> Self {
+        match e {
+            WatchError::SessionLimit { max } => {
+                Self::throttled(format!("watch session limit of {max} reached"))
+                    .with_detail(json!({ "limit": "max_watch_sessions", "max": max }))
+            }
+            WatchError::StreamLimit { max } => {
+                Self::throttled(format!("{max} SSE streams are open; retry shortly"))
+            }
+            WatchError::UnknownSession => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "unknown or expired watch session; create a new one with POST /v0/watch",
+            ),
         }
     }
 

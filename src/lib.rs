@@ -17,3 +17,4 @@ pub mod server;
 pub mod storage;
 pub mod topic;
 pub mod verify;
+pub mod watch;

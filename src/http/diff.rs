@@ -49,6 +49,7 @@ pub async fn diff(
     let inc = Include {
         tags: b.include_tags.unwrap_or(false),
         meta: req.include_meta,
+        data: true,
     };
     let wait_ms = u64::from(b.wait_ms.unwrap_or(0)).min(state.config().read.wait_ms_max);
     let handle = state

@@ -9,6 +9,7 @@ pub mod fast;
 mod probes;
 mod render;
 mod topics;
+mod watch;
 mod write;
 
 use crate::clock::{Clock, ManualClock};
@@ -41,6 +42,8 @@ pub struct Shared {
     pub started: Instant,
     /// Flips to `true` when shutdown starts; parked long-polls answer at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Watch sessions by `wid`.
+    pub watch: Arc<crate::watch::Sessions>,
 }
 
 impl AppState {
@@ -51,18 +54,24 @@ impl AppState {
     ) -> Self {
         AppState {
             inner: Arc::new(Shared {
-                config,
                 registry: OnceLock::new(),
                 ready: AtomicBool::new(false),
                 progress,
                 health,
                 started: Instant::now(),
                 shutdown: tokio::sync::watch::channel(false).0,
+                watch: Arc::new(crate::watch::Sessions::new(
+                    std::time::Duration::from_millis(config.watch.session_ttl_ms),
+                    config.limits.max_watch_sessions,
+                    config.limits.max_sse_connections,
+                )),
+                config,
             }),
         }
     }
 
-    /// Wake every parked long-poll so the drain finishes promptly.
+    /// Wake every parked long-poll and end every watch stream (with its `error` frame) so the
+    /// drain finishes promptly.
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.send_replace(true);
     }
@@ -111,7 +120,9 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
                 .post(write::write),
         )
         .route("/v0/topics/{topic}/diff", post(diff::diff))
-        .route("/v0/topics/{topic}/delete", post(delete::delete_records));
+        .route("/v0/topics/{topic}/delete", post(delete::delete_records))
+        .route("/v0/watch", post(watch::create))
+        .route("/v0/watch/{wid}", get(watch::stream));
     let mut root = Router::new();
     if let Some(clock) = test_clock {
         root = root.route(
@@ -212,6 +223,8 @@ mod tests {
             ("POST", "/v0/topics/a/diff"),
             ("POST", "/v0/topics/a"),
             ("POST", "/v0/topics/a/delete"),
+            ("POST", "/v0/watch"),
+            ("GET", "/v0/watch/wid_x"),
             // Readiness outranks validation: a bad name or body is not looked at yet.
             ("PUT", "/v0/topics/bad%20name"),
             ("GET", "/v0/unknown"),

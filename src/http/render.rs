@@ -1,56 +1,10 @@
 //! Response rendering. Record bodies are spliced from stored bytes, never re-serialized.
 
-use crate::model::json::{push_i64, push_str, push_u64};
-use crate::model::record::Record;
+pub use crate::model::json::records::{push_records, Include};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 use std::time::Instant;
-
-/// Which optional record parts a read asked for.
-#[derive(Debug, Clone, Copy)]
-pub struct Include {
-    pub tags: bool,
-    pub meta: bool,
-}
-
-/// Append `[rec,rec,...]`.
-pub fn push_records(out: &mut Vec<u8>, records: &[Record], inc: Include) {
-    out.push(b'[');
-    for (i, r) in records.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_record(out, r, inc);
-    }
-    out.push(b']');
-}
-
-fn push_record(out: &mut Vec<u8>, r: &Record, inc: Include) {
-    out.extend_from_slice(b"{\"$seq\":");
-    push_u64(out, r.seq);
-    out.extend_from_slice(b",\"$ts\":");
-    push_i64(out, r.ts);
-    if let Some(node) = &r.node {
-        out.extend_from_slice(b",\"$node\":");
-        push_str(out, node);
-    }
-    if inc.tags {
-        if let Some(tag) = &r.tag {
-            out.extend_from_slice(b",\"$tag\":");
-            push_str(out, tag);
-        }
-    }
-    out.extend_from_slice(b",\"data\":");
-    out.extend_from_slice(&r.data);
-    if inc.meta {
-        if let Some(meta) = &r.meta {
-            out.extend_from_slice(b",\"meta\":");
-            out.extend_from_slice(meta);
-        }
-    }
-    out.push(b'}');
-}
 
 /// Milliseconds since `t` as the `performance` fields want them.
 pub fn ms(t: Instant) -> f64 {
@@ -109,35 +63,6 @@ pub fn json_value(status: StatusCode, v: &Value) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    #[test]
-    fn records_splice_into_valid_json_with_include_flags() {
-        let r = Record {
-            seq: 7,
-            ts: -1,
-            node: Some("n\"1".into()),
-            tag: Some("t".into()),
-            data: Bytes::from_static(br#"{"a":[1,2]}"#),
-            meta: Some(Bytes::from_static(br#"{"m":true}"#)),
-            hops: 0,
-        };
-        let mut out = Vec::new();
-        push_records(
-            &mut out,
-            &[r.clone(), r],
-            Include {
-                tags: true,
-                meta: false,
-            },
-        );
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            v[0],
-            json!({"$seq":7,"$ts":-1,"$node":"n\"1","$tag":"t","data":{"a":[1,2]}})
-        );
-        assert_eq!(v.as_array().unwrap().len(), 2);
-    }
 
     #[test]
     fn performance_renders_as_the_value_would() {

@@ -3,6 +3,7 @@
 //! check that runs before the parser: the nesting, number and surrogate rules.
 
 pub mod limits;
+pub mod records;
 
 use std::borrow::Cow;
 

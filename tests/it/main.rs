@@ -26,4 +26,5 @@ mod snapshot_damage;
 mod soak;
 mod transport;
 mod wal_damage;
+mod watch;
 mod write;

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod server;
+pub mod sse;
 pub mod wal;
 
 pub use http::assert_error;

@@ -1,0 +1,12 @@
+//! Multiplexed SSE watch (contract §9): sessions that hold N topic subscriptions and their
+//! cursor map, and the stream that turns them into one event stream, resumable by the cursor
+//! in every event id. A client of topic handles: it reads through `TopicHandle::read` and
+//! wakes through `TopicHandle::head_watch`; no topic actor ever calls into it.
+
+pub mod cursor;
+mod frame;
+pub mod session;
+pub mod stream;
+
+pub use session::{Sessions, WatchError, WatchOpts};
+pub use stream::Watcher;

@@ -1,0 +1,273 @@
+//! One open watch stream (contract §9.4): drain every dirty topic in ascending name order,
+//! then park until an append, the heartbeat or shutdown. A client of topic handles only.
+//!
+//! Invariants:
+//! - Register, then drain: a topic's head watch is marked seen *before* the read that drains
+//!   it, so an append landing mid-drain leaves the watch changed and wakes the park at once.
+//! - Pull, don't buffer: `next_chunk` does one read and returns its frames; the next read
+//!   happens only when the connection asks for the next chunk, so a stalled client holds at
+//!   most one chunk and never holds a topic or a writer.
+//! - Every stream ends with the `error` frame once shutdown starts (checked before every read
+//!   and while parked).
+//!
+//! Each stream renders its own frames from the shared stored record bytes (records are spliced,
+//! never re-parsed). Sharing one encoded batch across watchers would need a per-topic cache
+//! keyed by cursor and include flags; the `id:` differs per watcher anyway.
+
+use super::frame::{self, Batch};
+use super::session::StreamGuard;
+use crate::registry::Registry;
+use crate::topic::{ReadRequest, ReadResult, TopicError, TopicHandle};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// A wake-up: the topic, its head watch (to re-arm) and whether the topic still exists.
+type Wake = (String, watch::Receiver<u64>, bool);
+
+/// Per connection and topic.
+#[derive(Default)]
+struct Slot {
+    /// Id of the topic incarnation whose head watch is armed.
+    armed: Option<u64>,
+    /// A read of this topic already happened on this connection.
+    read_once: bool,
+    /// `caught-up` sent since the last `record`/`tombstone` frame.
+    caught_up_sent: bool,
+}
+
+enum Parked {
+    Appended,
+    Heartbeat,
+    Stop,
+}
+
+pub struct Watcher {
+    registry: Arc<Registry>,
+    guard: StreamGuard,
+    stop: watch::Receiver<bool>,
+    stopping: bool,
+    slots: BTreeMap<String, Slot>,
+    /// Topics to read before parking again.
+    dirty: BTreeSet<String>,
+    wakes: FuturesUnordered<BoxFuture<'static, Wake>>,
+    last_frame: Instant,
+    retry_ms: Option<u64>,
+    ended: bool,
+}
+
+impl Watcher {
+    pub fn new(
+        registry: Arc<Registry>,
+        guard: StreamGuard,
+        stop: watch::Receiver<bool>,
+        retry_ms: u64,
+    ) -> Watcher {
+        let topics = guard.session.topics();
+        Watcher {
+            registry,
+            slots: topics
+                .iter()
+                .map(|t| (t.clone(), Slot::default()))
+                .collect(),
+            dirty: topics.into_iter().collect(),
+            guard,
+            stop,
+            stopping: false,
+            wakes: FuturesUnordered::new(),
+            last_frame: Instant::now(),
+            retry_ms: Some(retry_ms),
+            ended: false,
+        }
+    }
+
+    /// The next chunk of the stream; `None` ends it.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
+        if let Some(ms) = self.retry_ms.take() {
+            return Some(Bytes::from(frame::retry(ms)));
+        }
+        loop {
+            if self.stopping || *self.stop.borrow() {
+                self.ended = true;
+                let mut out = Vec::new();
+                let id = self.guard.session.event_id();
+                frame::event(&mut out, &id, "error", frame::shutdown_data());
+                return Some(Bytes::from(out));
+            }
+            if self.slots.is_empty() {
+                self.ended = true;
+                return None;
+            }
+            if let Some(topic) = self.dirty.first().cloned() {
+                let out = self.drain_step(&topic).await;
+                if !out.is_empty() {
+                    self.last_frame = Instant::now();
+                    return Some(Bytes::from(out));
+                }
+                continue;
+            }
+            match self.park().await {
+                Parked::Appended | Parked::Stop => {}
+                Parked::Heartbeat => {
+                    // §9.4: repeat the drain (this is how a quiet delete is noticed).
+                    self.dirty = self.slots.keys().cloned().collect();
+                    self.last_frame = Instant::now();
+                    return Some(Bytes::from_static(frame::HEARTBEAT));
+                }
+            }
+        }
+    }
+
+    /// Subscribe to `handle`'s head before it is read; any later append wakes the park.
+    fn arm(&mut self, topic: &str, handle: &TopicHandle) {
+        let Some(slot) = self.slots.get_mut(topic) else {
+            return;
+        };
+        if slot.armed == Some(handle.id) {
+            return;
+        }
+        slot.armed = Some(handle.id);
+        let mut rx = handle.head_watch();
+        rx.borrow_and_update();
+        self.push_wake(topic.to_string(), rx);
+    }
+
+    fn push_wake(&mut self, topic: String, mut rx: watch::Receiver<u64>) {
+        self.wakes.push(
+            async move {
+                let alive = rx.changed().await.is_ok();
+                (topic, rx, alive)
+            }
+            .boxed(),
+        );
+    }
+
+    fn on_wake(&mut self, (topic, mut rx, alive): Wake) {
+        let Some(slot) = self.slots.get_mut(&topic) else {
+            return;
+        };
+        self.dirty.insert(topic.clone());
+        if alive {
+            // Marked seen now, before the drain this wake-up causes.
+            rx.borrow_and_update();
+            self.push_wake(topic, rx);
+        } else {
+            slot.armed = None;
+        }
+    }
+
+    async fn park(&mut self) -> Parked {
+        let deadline = self.last_frame + self.guard.session.opts.heartbeat;
+        let woke = tokio::select! {
+            Some(w) = self.wakes.next(), if !self.wakes.is_empty() => Some(w),
+            _ = tokio::time::sleep_until(deadline) => return Parked::Heartbeat,
+            r = self.stop.changed() => {
+                self.stopping |= r.is_err();
+                return Parked::Stop;
+            }
+        };
+        if let Some(w) = woke {
+            self.on_wake(w);
+        }
+        while let Some(Some(w)) = self.wakes.next().now_or_never() {
+            self.on_wake(w);
+        }
+        Parked::Appended
+    }
+
+    /// One read of `topic` and the frames it yields; the topic leaves `dirty` once caught up.
+    async fn drain_step(&mut self, topic: &str) -> Vec<u8> {
+        let Some(handle) = self.registry.get(topic) else {
+            return self.deleted(topic);
+        };
+        self.arm(topic, &handle);
+        let session = self.guard.session.clone();
+        let from = session.cursor(topic).unwrap_or(0);
+        let o = &session.opts;
+        let req = ReadRequest {
+            from_seq: from,
+            limit: o.limit,
+            budget_bytes: o.budget_bytes,
+            skip_nodes: o.skip_nodes.clone(),
+            include_meta: o.include.meta,
+        };
+        match handle.read(req).await {
+            Ok(r) => self.frames(topic, from, &r),
+            Err(TopicError::Gone) => self.deleted(topic),
+            Err(_) => {
+                // A full mailbox: the topic stays dirty; retry shortly.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Vec::new()
+            }
+        }
+    }
+
+    fn deleted(&mut self, topic: &str) -> Vec<u8> {
+        self.slots.remove(topic);
+        self.dirty.remove(topic);
+        let id = self.guard.session.drop_topic(topic);
+        let mut out = Vec::new();
+        frame::event(&mut out, &id, "topic-deleted", &frame::deleted_data(topic));
+        out
+    }
+
+    fn frames(&mut self, topic: &str, from: u64, r: &ReadResult) -> Vec<u8> {
+        let session = self.guard.session.clone();
+        let mut out = Vec::new();
+        let Some(slot) = self.slots.get_mut(topic) else {
+            return out;
+        };
+        let first_read = !std::mem::replace(&mut slot.read_once, true);
+        if let Some(t) = &r.tombstone {
+            let reason = if first_read {
+                "from_seq_too_old"
+            } else {
+                t.reason
+            };
+            let id = session.advance(topic, t.gap_to);
+            frame::event(
+                &mut out,
+                &id,
+                "tombstone",
+                &frame::tombstone_data(topic, reason, t),
+            );
+            slot.caught_up_sent = false;
+        }
+        let id = session.advance(topic, r.next_from_seq);
+        if !r.records.is_empty() {
+            let batch = Batch {
+                topic,
+                from_seq: from,
+                head_seq: r.head_seq,
+                to_seq: r.next_from_seq,
+                records: &r.records,
+                include: session.opts.include,
+            };
+            frame::event(&mut out, &id, "record", &frame::record_data(&batch));
+            slot.caught_up_sent = false;
+        }
+        let stuck = r.tombstone.is_none() && r.next_from_seq == from;
+        if r.caught_up || stuck {
+            self.dirty.remove(topic);
+        }
+        if r.caught_up && !slot.caught_up_sent {
+            slot.caught_up_sent = true;
+            frame::event(
+                &mut out,
+                &id,
+                "caught-up",
+                &frame::caught_up_data(topic, r.head_seq),
+            );
+        }
+        out
+    }
+}
