@@ -2,7 +2,7 @@
 //! huge numbers and bad UTF-8 on every body-taking endpoint. Every answer is a 2xx or a 4xx
 //! with the canonical error body, and the server keeps serving.
 
-use crate::harness::{assert_error, Server};
+use crate::harness::{assert_error, data_of, Server};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -229,12 +229,7 @@ fn lone_surrogates_are_refused_on_every_body_path() {
     }
     assert_error(&s.get("/v0/topics/new"), 404, "topic_not_found");
     let d = s.diff("h-x", serde_json::json!({}));
-    let data: Vec<&Value> = d["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| &r["data"])
-        .collect();
+    let data = data_of(&d);
     assert_eq!(
         data,
         [&Value::from("😀"), &Value::from("😀")],

@@ -45,12 +45,7 @@ fn batch_gets_contiguous_seqs_in_array_order() {
     assert_eq!(second["count"], 2);
     assert_eq!(second["created"], false);
     let d = s.diff("t", json!({}));
-    let data: Vec<&Value> = d["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| &r["data"])
-        .collect();
+    let data = data_of(&d);
     assert_eq!(
         data,
         [

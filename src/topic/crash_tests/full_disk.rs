@@ -89,6 +89,21 @@ async fn filled(
     (fs, h, t, acked, refused)
 }
 
+/// Stop (cleanly or by a power cut) and start again: the topic holds exactly `acked`.
+async fn restart_holding(
+    h: Harness,
+    t: TopicHandle,
+    fs: &Arc<FaultFs>,
+    power_cut: bool,
+    acked: &BTreeMap<u64, Bytes>,
+) -> Harness {
+    drop(t);
+    let h = stop(h, fs, power_cut).await;
+    let t = h.registry.get("t").unwrap();
+    assert_eq!(&contents(&t).await, acked, "power cut {power_cut}");
+    h
+}
+
 /// Whether any WAL file under `dir` holds `needle`.
 fn wal_holds(dir: &Path, needle: &[u8]) -> bool {
     let wal = crate::storage::wal_dir(dir);
@@ -138,14 +153,7 @@ async fn disk_writes_acknowledged_as_the_disk_fills_are_written_once_space_is_fr
                 acked.insert(write(&t, n).await.unwrap(), data(n));
             }
         }
-        drop(t);
-        let h = stop(h, &fs, power_cut).await;
-        let t = h.registry.get("t").unwrap();
-        assert_eq!(
-            contents(&t).await,
-            acked,
-            "prealloc {prealloc}, power cut {power_cut}"
-        );
+        let h = restart_holding(h, t, &fs, power_cut, &acked).await;
         let _ = std::fs::remove_dir_all(&h.dir);
     }
 }
@@ -167,14 +175,7 @@ async fn an_fsync_write_refused_for_lack_of_space_never_appears() {
         fs.set_space(None);
         wait_writable(&h).await;
         acked.insert(write(&t, 100).await.unwrap(), data(100));
-        drop(t);
-        let h = stop(h, &fs, power_cut).await;
-        let t = h.registry.get("t").unwrap();
-        assert_eq!(
-            contents(&t).await,
-            acked,
-            "prealloc {prealloc}, power cut {power_cut}"
-        );
+        let h = restart_holding(h, t, &fs, power_cut, &acked).await;
         assert!(!wal_holds(&h.dir, &data(refused)));
         let _ = std::fs::remove_dir_all(&h.dir);
     }

@@ -27,6 +27,16 @@ pub fn records(n: usize) -> Value {
     Value::Array((0..n).map(|i| serde_json::json!({ "data": i })).collect())
 }
 
+/// `data` of a diff response's records, in order.
+pub fn data_of(diff: &Value) -> Vec<&Value> {
+    diff["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("diff has no records array: {diff}"))
+        .iter()
+        .map(|r| &r["data"])
+        .collect()
+}
+
 /// Seqs of a diff response's records, in order.
 pub fn seqs_of(diff: &Value) -> Vec<u64> {
     diff["records"]
