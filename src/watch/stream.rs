@@ -9,7 +9,6 @@
 //!   most one chunk and never holds a topic or a writer.
 //! - Every stream ends with the `error` frame once shutdown starts (checked before every read
 //!   and while parked).
-//!
 //! - Encode once: reads go through the fan-out cache (`fanout`), so the watchers one append
 //!   wakes at the same cursor share one topic read and one encoded `record` event; a watcher
 //!   writes only its own `id:` line before it. The first read after arming a head watch
@@ -43,7 +42,8 @@ struct Slot {
     read_once: bool,
     /// `caught-up` sent since the last `record`/`tombstone` frame.
     caught_up_sent: bool,
-    /// Highest head seq the head watch showed: a shared batch must have seen at least this.
+    /// Highest head seq the head watch showed or a read returned: a shared batch must have
+    /// seen at least this.
     seen_head: u64,
     /// A read of its own happened since arming, so shared batches may be used.
     shared_ok: bool,
