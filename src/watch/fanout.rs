@@ -8,8 +8,10 @@
 //!
 //! Invariants:
 //! - Never stale past a wake-up: an entry is reused only when it saw at least the head the
-//!   watcher was woken for (`seen_head`); otherwise the watcher reads again, so
-//!   register-then-drain still holds.
+//!   watcher was woken for (`Floor::head`), and for a watcher's first read after arming its
+//!   head watch only when the entry's read was issued after the arming (`Floor::born_after`:
+//!   the head watch value can predate appends made while nobody listened). Otherwise the
+//!   watcher reads again, so register-then-drain still holds.
 //! - Bounded: at most `MAX_ENTRIES` entries and `MAX_BYTES` of encoded frames, each reused
 //!   for at most `FRESH` (the cache only joins watchers waking together; a lagging watcher
 //!   just reads). Nothing here holds a topic or a writer: the cache only holds bytes.
@@ -72,6 +74,15 @@ impl SharedBatch {
     }
 }
 
+/// What a shared batch must have seen to stand in for the watcher's own read.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    /// The batch's `head_seq` is at least this.
+    pub head: u64,
+    /// The batch's read was issued after this instant (the watcher's arming).
+    pub born_after: Option<Instant>,
+}
+
 /// Everything a read's answer depends on besides the topic's contents.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -116,12 +127,12 @@ impl FanoutCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The batch at `key` that saw at least `seen_head`: shared when another watcher's read
-    /// is in flight or fresh, else read (and encoded) by `read` and offered to the others.
+    /// The batch at `key` above `floor`: shared when another watcher's read is in flight or
+    /// fresh, else read (and encoded) by `read` and offered to the others.
     pub async fn get<F, Fut>(
         &self,
         key: &Key,
-        seen_head: u64,
+        floor: Floor,
         read: F,
     ) -> Result<Arc<SharedBatch>, TopicError>
     where
@@ -129,14 +140,14 @@ impl FanoutCache {
         Fut: Future<Output = Result<SharedBatch, TopicError>>,
     {
         for _ in 0..ATTEMPTS {
-            let cell = self.cell(key, seen_head);
+            let cell = self.cell(key, floor);
             let batch = cell
                 .get_or_try_init(|| async {
                     self.reads.fetch_add(1, Ordering::Relaxed);
                     read().await.map(Arc::new)
                 })
                 .await?;
-            if batch.head_seq >= seen_head {
+            if batch.head_seq >= floor.head {
                 return Ok(batch.clone());
             }
         }
@@ -144,16 +155,18 @@ impl FanoutCache {
         read().await.map(Arc::new)
     }
 
-    /// The entry to join: an in-flight read, or a fresh one that saw `seen_head`; otherwise a
-    /// new empty cell replaces it.
-    fn cell(&self, key: &Key, seen_head: u64) -> Cell {
+    /// The entry to join: an in-flight read, or a fresh one above `floor`; otherwise a new
+    /// empty cell replaces it. (An entry's read is issued after its cell is born.)
+    fn cell(&self, key: &Key, floor: Floor) -> Cell {
         let now = Instant::now();
         let mut inner = self.inner();
         if let Some(e) = inner.map.get(key) {
-            let usable = match e.cell.get() {
-                None => true,
-                Some(b) => b.head_seq >= seen_head && now.duration_since(e.born) < FRESH,
-            };
+            let late_enough = floor.born_after.is_none_or(|t| e.born > t);
+            let usable = late_enough
+                && match e.cell.get() {
+                    None => true,
+                    Some(b) => b.head_seq >= floor.head && now.duration_since(e.born) < FRESH,
+                };
             if usable {
                 return e.cell.clone();
             }

@@ -11,11 +11,11 @@
 //!   and while parked).
 //! - Encode once: reads go through the fan-out cache (`fanout`), so the watchers one append
 //!   wakes at the same cursor share one topic read and one encoded `record` event; a watcher
-//!   writes only its own `id:` line before it. The first read after arming a head watch
-//!   bypasses the cache: the head value seen at arming may predate appends made while nobody
-//!   listened, so only a read of its own proves the watcher caught up.
+//!   writes only its own `id:` line before it. The first read after arming a head watch takes
+//!   only a batch read after the arming: the head value seen at arming may predate appends
+//!   made while nobody listened.
 
-use super::fanout::{read_batch, Key, SharedBatch};
+use super::fanout::{read_batch, Floor, Key, SharedBatch};
 use super::frame;
 use super::session::StreamGuard;
 use crate::registry::Registry;
@@ -45,8 +45,9 @@ struct Slot {
     /// Highest head seq the head watch showed or a read returned: a shared batch must have
     /// seen at least this.
     seen_head: u64,
-    /// A read of its own happened since arming, so shared batches may be used.
-    shared_ok: bool,
+    /// Set on arming, cleared by the first read after it: until then only a batch whose read
+    /// was issued after this instant may stand in for the watcher's own.
+    armed_at: Option<Instant>,
 }
 
 enum Parked {
@@ -150,7 +151,7 @@ impl Watcher {
             return;
         }
         slot.armed = Some(handle.id);
-        slot.shared_ok = false;
+        slot.armed_at = Some(Instant::now());
         let mut rx = handle.head_watch();
         slot.seen_head = *rx.borrow_and_update();
         self.push_wake(topic.to_string(), rx);
@@ -207,10 +208,16 @@ impl Watcher {
         self.arm(topic, &handle);
         let session = self.guard.session.clone();
         let from = session.cursor(topic).unwrap_or(0);
-        let (seen, shared_ok) = self
-            .slots
-            .get(topic)
-            .map_or((0, false), |s| (s.seen_head, s.shared_ok));
+        let floor = self.slots.get(topic).map_or(
+            Floor {
+                head: 0,
+                born_after: Some(Instant::now()),
+            },
+            |s| Floor {
+                head: s.seen_head,
+                born_after: s.armed_at,
+            },
+        );
         let o = &session.opts;
         let key = Key {
             topic_id: handle.id,
@@ -221,12 +228,7 @@ impl Watcher {
             include: (o.include.tags, o.include.meta, o.include.data),
         };
         let read = || read_batch(&handle, topic, &key, o.include);
-        let got = if shared_ok {
-            self.guard.fanout().get(&key, seen, read).await
-        } else {
-            read().await.map(Arc::new)
-        };
-        match got {
+        match self.guard.fanout().get(&key, floor, read).await {
             Ok(b) => self.frames(topic, from, &b),
             Err(TopicError::Gone) => self.deleted(topic),
             Err(_) => {
@@ -259,7 +261,7 @@ impl Watcher {
         // at arming can be older (nobody listened), and a batch below a head already seen
         // could report caught-up early and park until the heartbeat.
         slot.seen_head = slot.seen_head.max(b.head_seq);
-        slot.shared_ok = true;
+        slot.armed_at = None;
         if let Some(t) = &b.tombstone {
             let reason = if first_read {
                 "from_seq_too_old"
