@@ -1,5 +1,6 @@
 //! SSE frames of the watch stream (contract §9.5). `data:` is single-line JSON built by
-//! splicing stored record bytes; each frame is rendered once into the connection's chunk.
+//! splicing stored record bytes. A `record` event is rendered once without its `id:` line and
+//! shared by every watcher at the same cursor (`fanout`); the `id:` line is per watcher.
 
 use crate::model::json::records::{push_records, Include};
 use crate::model::json::{push_str, push_u64};
@@ -16,9 +17,26 @@ pub fn retry(ms: u64) -> Vec<u8> {
 
 /// Append one event: `id`, `event`, single-line `data`, blank line.
 pub fn event(out: &mut Vec<u8>, id: &str, name: &str, data: &[u8]) {
+    id_line(out, id);
+    push_unnamed(out, name, data);
+}
+
+/// The `id:` line alone: the per-watcher part of a shared event.
+pub fn id_line(out: &mut Vec<u8>, id: &str) {
     out.extend_from_slice(b"id: ");
     out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b"\nevent: ");
+    out.push(b'\n');
+}
+
+/// An event without its `id:` line: the part many watchers share (`id_line` goes first).
+pub fn unnamed_event(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + name.len() + data.len());
+    push_unnamed(&mut out, name, data);
+    out
+}
+
+fn push_unnamed(out: &mut Vec<u8>, name: &str, data: &[u8]) {
+    out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
     out.extend_from_slice(data);

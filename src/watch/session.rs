@@ -8,6 +8,7 @@
 //! `max_sse_connections` (0 disables either cap).
 
 use super::cursor;
+use super::fanout::FanoutCache;
 use crate::model::json::records::Include;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -108,6 +109,8 @@ pub struct Sessions {
     max_sessions: u64,
     max_streams: u64,
     streams: AtomicU64,
+    /// The shared read/encode path of every stream.
+    fanout: FanoutCache,
 }
 
 impl Sessions {
@@ -118,6 +121,7 @@ impl Sessions {
             max_sessions,
             max_streams,
             streams: AtomicU64::new(0),
+            fanout: FanoutCache::default(),
         }
     }
 
@@ -196,6 +200,12 @@ impl Sessions {
 pub struct StreamGuard {
     sessions: Arc<Sessions>,
     pub session: Arc<Session>,
+}
+
+impl StreamGuard {
+    pub fn fanout(&self) -> &FanoutCache {
+        &self.sessions.fanout
+    }
 }
 
 impl Drop for StreamGuard {

@@ -9,20 +9,22 @@
 //!   most one chunk and never holds a topic or a writer.
 //! - Every stream ends with the `error` frame once shutdown starts (checked before every read
 //!   and while parked).
-//!
-//! Each stream renders its own frames from the shared stored record bytes (records are spliced,
-//! never re-parsed). Sharing one encoded batch across watchers would need a per-topic cache
-//! keyed by cursor and include flags; the `id:` differs per watcher anyway.
+//! - Encode once: reads go through the fan-out cache (`fanout`), so the watchers one append
+//!   wakes at the same cursor share one topic read and one encoded `record` event; a watcher
+//!   writes only its own `id:` line before it. The first read after arming a head watch takes
+//!   only a batch read after the arming: the head value seen at arming may predate appends
+//!   made while nobody listened.
 
-use super::frame::{self, Batch};
+use super::fanout::{read_batch, Floor, Key, SharedBatch};
+use super::frame;
 use super::session::StreamGuard;
 use crate::registry::Registry;
-use crate::topic::{ReadRequest, ReadResult, TopicError, TopicHandle};
+use crate::topic::{TopicError, TopicHandle};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -40,6 +42,12 @@ struct Slot {
     read_once: bool,
     /// `caught-up` sent since the last `record`/`tombstone` frame.
     caught_up_sent: bool,
+    /// Highest head seq the head watch showed or a read returned: a shared batch must have
+    /// seen at least this.
+    seen_head: u64,
+    /// Set on arming, cleared by the first read after it: until then only a batch whose read
+    /// was issued after this instant may stand in for the watcher's own.
+    armed_at: Option<Instant>,
 }
 
 enum Parked {
@@ -58,6 +66,8 @@ pub struct Watcher {
     dirty: BTreeSet<String>,
     wakes: FuturesUnordered<BoxFuture<'static, Wake>>,
     last_frame: Instant,
+    /// The rest of the current drain step's parts (one batch at most: pull, don't buffer).
+    pending: VecDeque<Bytes>,
     retry_ms: Option<u64>,
     ended: bool,
 }
@@ -82,6 +92,7 @@ impl Watcher {
             stopping: false,
             wakes: FuturesUnordered::new(),
             last_frame: Instant::now(),
+            pending: VecDeque::new(),
             retry_ms: Some(retry_ms),
             ended: false,
         }
@@ -96,6 +107,10 @@ impl Watcher {
             return Some(Bytes::from(frame::retry(ms)));
         }
         loop {
+            // Before the shutdown check: the session cursor already covers these parts.
+            if let Some(part) = self.pending.pop_front() {
+                return Some(part);
+            }
             if self.stopping || *self.stop.borrow() {
                 self.ended = true;
                 let mut out = Vec::new();
@@ -108,10 +123,10 @@ impl Watcher {
                 return None;
             }
             if let Some(topic) = self.dirty.first().cloned() {
-                let out = self.drain_step(&topic).await;
-                if !out.is_empty() {
+                let parts = self.drain_step(&topic).await;
+                if !parts.is_empty() {
                     self.last_frame = Instant::now();
-                    return Some(Bytes::from(out));
+                    self.pending.extend(parts);
                 }
                 continue;
             }
@@ -136,8 +151,9 @@ impl Watcher {
             return;
         }
         slot.armed = Some(handle.id);
+        slot.armed_at = Some(Instant::now());
         let mut rx = handle.head_watch();
-        rx.borrow_and_update();
+        slot.seen_head = *rx.borrow_and_update();
         self.push_wake(topic.to_string(), rx);
     }
 
@@ -158,7 +174,7 @@ impl Watcher {
         self.dirty.insert(topic.clone());
         if alive {
             // Marked seen now, before the drain this wake-up causes.
-            rx.borrow_and_update();
+            slot.seen_head = slot.seen_head.max(*rx.borrow_and_update());
             self.push_wake(topic, rx);
         } else {
             slot.armed = None;
@@ -185,23 +201,35 @@ impl Watcher {
     }
 
     /// One read of `topic` and the frames it yields; the topic leaves `dirty` once caught up.
-    async fn drain_step(&mut self, topic: &str) -> Vec<u8> {
+    async fn drain_step(&mut self, topic: &str) -> Vec<Bytes> {
         let Some(handle) = self.registry.get(topic) else {
             return self.deleted(topic);
         };
         self.arm(topic, &handle);
         let session = self.guard.session.clone();
         let from = session.cursor(topic).unwrap_or(0);
+        let floor = self.slots.get(topic).map_or(
+            Floor {
+                head: 0,
+                born_after: Some(Instant::now()),
+            },
+            |s| Floor {
+                head: s.seen_head,
+                born_after: s.armed_at,
+            },
+        );
         let o = &session.opts;
-        let req = ReadRequest {
+        let key = Key {
+            topic_id: handle.id,
             from_seq: from,
             limit: o.limit,
             budget_bytes: o.budget_bytes,
             skip_nodes: o.skip_nodes.clone(),
-            include_meta: o.include.meta,
+            include: (o.include.tags, o.include.meta, o.include.data),
         };
-        match handle.read(req).await {
-            Ok(r) => self.frames(topic, from, &r),
+        let read = || read_batch(&handle, topic, &key, o.include);
+        match self.guard.fanout().get(&key, floor, read).await {
+            Ok(b) => self.frames(topic, from, &b),
             Err(TopicError::Gone) => self.deleted(topic),
             Err(_) => {
                 // A full mailbox: the topic stays dirty; retry shortly.
@@ -211,23 +239,30 @@ impl Watcher {
         }
     }
 
-    fn deleted(&mut self, topic: &str) -> Vec<u8> {
+    fn deleted(&mut self, topic: &str) -> Vec<Bytes> {
         self.slots.remove(topic);
         self.dirty.remove(topic);
         let id = self.guard.session.drop_topic(topic);
         let mut out = Vec::new();
         frame::event(&mut out, &id, "topic-deleted", &frame::deleted_data(topic));
-        out
+        vec![Bytes::from(out)]
     }
 
-    fn frames(&mut self, topic: &str, from: u64, r: &ReadResult) -> Vec<u8> {
+    /// This watcher's parts for batch `b`: its own frames and `id:` lines around the shared
+    /// `record` event.
+    fn frames(&mut self, topic: &str, from: u64, b: &SharedBatch) -> Vec<Bytes> {
         let session = self.guard.session.clone();
-        let mut out = Vec::new();
+        let (mut parts, mut out) = (Vec::new(), Vec::new());
         let Some(slot) = self.slots.get_mut(topic) else {
-            return out;
+            return parts;
         };
         let first_read = !std::mem::replace(&mut slot.read_once, true);
-        if let Some(t) = &r.tombstone {
+        // The head this read saw is a floor for later shared batches too: the head watch value
+        // at arming can be older (nobody listened), and a batch below a head already seen
+        // could report caught-up early and park until the heartbeat.
+        slot.seen_head = slot.seen_head.max(b.head_seq);
+        slot.armed_at = None;
+        if let Some(t) = &b.tombstone {
             let reason = if first_read {
                 "from_seq_too_old"
             } else {
@@ -242,32 +277,29 @@ impl Watcher {
             );
             slot.caught_up_sent = false;
         }
-        let id = session.advance(topic, r.next_from_seq);
-        if !r.records.is_empty() {
-            let batch = Batch {
-                topic,
-                from_seq: from,
-                head_seq: r.head_seq,
-                to_seq: r.next_from_seq,
-                records: &r.records,
-                include: session.opts.include,
-            };
-            frame::event(&mut out, &id, "record", &frame::record_data(&batch));
+        let id = session.advance(topic, b.next_from_seq);
+        if let Some(record) = &b.record {
+            frame::id_line(&mut out, &id);
+            parts.push(Bytes::from(std::mem::take(&mut out)));
+            parts.push(record.clone());
             slot.caught_up_sent = false;
         }
-        let stuck = r.tombstone.is_none() && r.next_from_seq == from;
-        if r.caught_up || stuck {
+        let stuck = b.tombstone.is_none() && b.next_from_seq == from;
+        if b.caught_up || stuck {
             self.dirty.remove(topic);
         }
-        if r.caught_up && !slot.caught_up_sent {
+        if b.caught_up && !slot.caught_up_sent {
             slot.caught_up_sent = true;
             frame::event(
                 &mut out,
                 &id,
                 "caught-up",
-                &frame::caught_up_data(topic, r.head_seq),
+                &frame::caught_up_data(topic, b.head_seq),
             );
         }
-        out
+        if !out.is_empty() {
+            parts.push(Bytes::from(out));
+        }
+        parts
     }
 }
