@@ -219,3 +219,16 @@ pub fn forward(def: &RouterDef, rec: &Record, max_hops: u8) -> Option<RecordDraf
 
 #[cfg(test)]
 mod tests;
+
+pub mod catalog;
+
+/// The stored form of a definition: the PUT body's fields, so `parse_def` reads it back.
+pub fn def_to_json(def: &RouterDef) -> Value {
+    serde_json::json!({
+        "source": def.source, "dest": def.dest,
+        "preserve_node": def.preserve_node, "preserve_tag": def.preserve_tag,
+        "create_dest": def.create_dest, "allow_cycle": def.allow_cycle,
+        "filter": def.filter.as_ref().map(TagPredicate::to_wire),
+        "guarantee": def.guarantee.as_str(),
+    })
+}

@@ -171,3 +171,18 @@ fn preserve_flags_drop_node_and_tag() {
     let copy = forward(&d, &rec(0, Some("n1"), Some("t")), 8).expect("forwarded");
     assert_eq!((copy.node, copy.tag), (None, None));
 }
+
+#[test]
+fn the_stored_form_parses_back_to_the_same_definition() {
+    let d = parse_def(
+        "r",
+        &body(
+            json!({"source":"a","dest":"b","preserve_tag":false,"filter":"x:*","allow_cycle":true}),
+        ),
+    )
+    .expect("valid");
+    let Value::Object(stored) = def_to_json(&d) else {
+        panic!("an object")
+    };
+    assert_eq!(parse_def("r", &stored), Ok(d));
+}
