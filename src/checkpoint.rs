@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 pub struct Checkpointer {
     registry: Arc<Registry>,
+    routers: Arc<crate::router::Routers>,
     wal: Wal,
     data_dir: PathBuf,
     /// Number the next snapshot gets.
@@ -49,6 +50,7 @@ pub struct Schedule {
 impl Checkpointer {
     pub fn new(
         registry: Arc<Registry>,
+        routers: Arc<crate::router::Routers>,
         wal: Wal,
         data_dir: PathBuf,
         last_number: u64,
@@ -58,6 +60,7 @@ impl Checkpointer {
         Self {
             fs,
             registry,
+            routers,
             wal,
             data_dir,
             next_number: Arc::new(tokio::sync::Mutex::new(last_number + 1)),
@@ -72,6 +75,9 @@ impl Checkpointer {
         let seg_dir = segment::dir(&self.data_dir);
         let candidates = list_segments(&seg_dir);
         let wal = self.wal.clone();
+        // Held across the barrier until the images are taken: a router definition logged
+        // before the barrier is in them (see `Routers::images`).
+        let router_cut = self.routers.cut_guard().await;
         let (starts, handles, next_id) = self
             .registry
             .cut(move || wal.rotate_all())
@@ -81,6 +87,11 @@ impl Checkpointer {
             boot: self.wal.boot(),
             start: starts,
         };
+        // Read after the barrier: every cursor frame before it is covered (cursors are set
+        // before their frame is submitted), and every copy up to a cursor read here is in its
+        // dest's image or in the WAL after the barrier.
+        let routers = self.routers.images();
+        drop(router_cut);
         let mut images = Vec::with_capacity(handles.len());
         for h in handles {
             if let Ok(img) = h.image(exact).await {
@@ -108,7 +119,8 @@ impl Checkpointer {
         let written = tokio::task::spawn_blocking(move || {
             let end = (next_id, images.len() as u64);
             snapshot::write(&*fs, &dir, n, &barrier, end, |w| {
-                images.iter().try_for_each(|img| img.encode(w))
+                images.iter().try_for_each(|img| img.encode(w))?;
+                crate::router::encode_images(&routers, w)
             })
             .map_err(|e| (format!("writing snapshot {n}: {e}"), is_no_space(&e)))?;
             *number += 1; // the guard is released only when this closure is over

@@ -122,8 +122,15 @@ impl Harness {
         ctx.integrity.add(rec.damaged.0, rec.damaged.1);
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);
+        let params = crate::router::RouterParams {
+            max_routers: 0,
+            max_hops: 8,
+            batch: 1024,
+            retry_ms: 50,
+        };
         let checkpointer = Checkpointer::new(
             registry.clone(),
+            crate::router::Routers::new(registry.clone(), params),
             wal.clone(),
             dir.clone(),
             rec.snapshot_number,
