@@ -130,3 +130,20 @@ fn the_one_rewind_check_can_fail() {
         std::panic::catch_unwind(|| assert_no_gap_one_rewind_per_crash(&v(&[0, 1, 3]), 4)).is_err()
     );
 }
+
+/// The cursor frame follows each forwarded batch into the WAL (no checkpoint runs here), so
+/// a router that had caught up before a kill -9 forwards nothing twice.
+#[test]
+fn kill9_after_the_router_caught_up_forwards_nothing_twice() {
+    let mut s = Server::start();
+    put_router(&s, "r", json!({"source":"src","dest":"dst"})).expect(201);
+    for i in 0..5 {
+        s.write("src", json!([{"data": 2 * i}, {"data": 2 * i + 1}]));
+    }
+    assert_eq!(drive(&s, "r")["forwarded_total"], 10);
+    // The last cursor frame rides the next WAL group, well within this.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.crash_restart();
+    assert_eq!(drive(&s, "r")["forwarded_total"], 10);
+    assert_eq!(data_of(&s, "dst"), ints(0..10));
+}
