@@ -27,6 +27,15 @@ pub(super) struct RouterTask {
     single: bool,
 }
 
+/// What became of one step's copies.
+enum Appended {
+    Done,
+    /// The single copy is larger than the dest's whole cap: skipped (at-least-once, §8.3).
+    Skipped,
+    /// Dest full or missing, a queue full: the step is retried later.
+    Retry,
+}
+
 /// What one step did.
 enum Step {
     /// Consumed records; more may be waiting.
@@ -122,27 +131,26 @@ impl RouterTask {
             .iter()
             .filter_map(|r| forward(&def, r, self.params.max_hops))
             .collect();
-        let appended = copies.len() as u64;
+        let mut appended = copies.len() as u64;
         if !copies.is_empty() {
             match self.append(&def.dest, copies).await {
-                Ok(()) => {}
-                Err(Some(skip)) if skip => {}
-                Err(_) => return Step::Stalled,
+                Appended::Done => {}
+                // Skipped copies are not accounted into the dest.
+                Appended::Skipped => appended = 0,
+                Appended::Retry => return Step::Stalled,
             }
         }
         self.advance(read.next_from_seq, appended, &def.dest);
         Step::Moved
     }
 
-    /// `Err(Some(true))`: the single copy is larger than the dest's whole cap, so it is
-    /// skipped (at-least-once, §8.3); `Err(_)` otherwise: retry later.
     async fn append(
         &mut self,
         dest: &str,
         copies: Vec<crate::model::record::RecordDraft>,
-    ) -> Result<(), Option<bool>> {
+    ) -> Appended {
         let Some(h) = self.registry.get(dest) else {
-            return Err(None);
+            return Appended::Retry;
         };
         let n = copies.len();
         let req = AppendRequest {
@@ -150,15 +158,15 @@ impl RouterTask {
             idempotency_key: None,
         };
         match h.append(req).await {
-            Ok(_) => Ok(()),
-            Err(TopicError::LargerThanCap { .. }) if n == 1 => Err(Some(true)),
+            Ok(_) => Appended::Done,
+            Err(TopicError::LargerThanCap { .. }) if n == 1 => Appended::Skipped,
             Err(TopicError::LargerThanCap { .. } | TopicError::TopicFull { .. }) if n > 1 => {
                 self.single = true;
-                Err(None)
+                Appended::Retry
             }
             Err(e) => {
                 tracing::debug!(router = %self.shared.name, error = ?e, "router stalled");
-                Err(None)
+                Appended::Retry
             }
         }
     }

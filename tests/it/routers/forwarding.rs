@@ -116,3 +116,19 @@ fn a_full_reject_dest_stalls_the_router_without_loss_and_a_re_put_keeps_the_curs
         (0..5).map(|i| json!(i)).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_copy_larger_than_the_whole_dest_cap_is_skipped_and_not_counted() {
+    let s = Server::start();
+    s.create(
+        "dst",
+        config_with(json!({"cap_bytes":10,"discard":"reject"})),
+    );
+    put_router(&s, "r", json!({"source":"src","dest":"dst"})).expect(201);
+    s.write(
+        "src",
+        json!([{"data":"a"},{"data":"far too long for the cap"},{"data":"b"}]),
+    );
+    assert_eq!(drive(&s, "r")["forwarded_total"], 2);
+    assert_eq!(data_of(&s, "dst"), [json!("a"), json!("b")]);
+}
