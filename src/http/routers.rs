@@ -16,9 +16,9 @@ use axum::response::Response;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
-/// How long `GET /v0/routers/:router` waits for its router to reach the source head; a
-/// router stalled on a full dest answers with what it has after this.
-const SYNC_WAIT: Duration = Duration::from_secs(2);
+/// Longest wait of a read (`GET /v0/routers/:router`, a dest's diff or state) for a router
+/// to reach its source head; a router that stalls ends the wait at once.
+pub const SYNC_WAIT: Duration = Duration::from_secs(2);
 
 pub async fn put(
     State(state): State<AppState>,

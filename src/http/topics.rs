@@ -96,6 +96,9 @@ pub async fn get_state(
         .registry()?
         .get(&topic)
         .ok_or_else(|| ApiError::topic_not_found(&topic))?;
+    // Read-your-writes: routers feeding this topic catch up with their sources first.
+    let routers = state.routers()?;
+    routers.drive_dest(&topic, super::routers::SYNC_WAIT).await;
     let s = handle
         .state(touch)
         .await

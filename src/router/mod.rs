@@ -34,6 +34,11 @@ pub struct RouterParams {
 pub struct Shared {
     pub id: u64,
     pub name: Arc<str>,
+    /// The dest never changes (re-pointing is refused), so dest reads find their feeders
+    /// without locking the definition.
+    dest: Arc<str>,
+    /// Steps that could not proceed; a read-your-writes waiter stops waiting on a stall.
+    stalls: AtomicU64,
     def: RwLock<RouterDef>,
     /// Last source seq consumed; set before its cursor frame is submitted, so a checkpoint
     /// image taken after the WAL barrier is never behind a cursor frame before it.
@@ -115,6 +120,8 @@ impl Routers {
         let shared = Arc::new(Shared {
             id,
             name: name.clone(),
+            dest: Arc::from(def.dest.as_str()),
+            stalls: AtomicU64::new(0),
             def: RwLock::new(def),
             cursor: AtomicU64::new(cursor),
             forwarded_total: AtomicU64::new(total),
@@ -155,8 +162,22 @@ impl Routers {
             .collect()
     }
 
+    /// Read-your-writes for a read of `topic`: drive every router feeding it to its source
+    /// head first (contract §8.3). Nothing to do, and no wait, when no router feeds it.
+    pub async fn drive_dest(&self, topic: &str, max: std::time::Duration) {
+        let feeders: Vec<Arc<Shared>> = self
+            .map()
+            .values()
+            .filter(|e| &*e.shared.dest == topic)
+            .map(|e| e.shared.clone())
+            .collect();
+        for f in feeders {
+            self.sync(&f, max).await;
+        }
+    }
+
     /// Drive the router to its source head as of now (read-your-writes), waiting at most
-    /// `max`: a stalled router (full dest) answers with what it has.
+    /// `max`; a router that stalls (full dest) ends the wait at once with what it has.
     pub async fn sync(&self, shared: &Shared, max: std::time::Duration) {
         let source = shared.def().source;
         let Some(h) = self.registry.get(&source) else {
@@ -166,8 +187,10 @@ impl Routers {
             return;
         };
         let mut rx = shared.progress.subscribe();
+        let stalls = shared.stalls.load(Ordering::Acquire);
         shared.kick.notify_one();
-        let reached = rx.wait_for(|&c| c >= state.head_seq);
+        let reached =
+            rx.wait_for(|&c| c >= state.head_seq || shared.stalls.load(Ordering::Acquire) > stalls);
         let _ = tokio::time::timeout(max, reached).await;
     }
 

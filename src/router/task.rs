@@ -34,11 +34,13 @@ enum Appended {
     Skipped,
     /// Dest full or missing, a queue full: the step is retried later.
     Retry,
+    /// The dest refused the batch as a whole: retry at once, one record at a time.
+    Split,
 }
 
 /// What one step did.
 enum Step {
-    /// Consumed records; more may be waiting.
+    /// Consumed records (or switched to one record per step); more may be waiting.
     Moved,
     /// Nothing left at the source head.
     CaughtUp,
@@ -71,7 +73,12 @@ impl RouterTask {
             match self.step(&src).await {
                 Step::Moved => {}
                 Step::CaughtUp => self.park(Some(&mut head), Duration::MAX).await,
-                Step::Stalled => self.park(None, retry).await,
+                Step::Stalled => {
+                    // Wake read-your-writes waiters: this router cannot catch up for now.
+                    self.shared.stalls.fetch_add(1, Ordering::AcqRel);
+                    self.shared.progress.send_replace(self.shared.cursor());
+                    self.park(None, retry).await;
+                }
             }
         }
     }
@@ -138,6 +145,8 @@ impl RouterTask {
                 // Skipped copies are not accounted into the dest.
                 Appended::Skipped => appended = 0,
                 Appended::Retry => return Step::Stalled,
+                // Not a stall: the next step goes on at once, one record at a time.
+                Appended::Split => return Step::Moved,
             }
         }
         self.advance(read.next_from_seq, appended, &def.dest);
@@ -162,7 +171,7 @@ impl RouterTask {
             Err(TopicError::LargerThanCap { .. }) if n == 1 => Appended::Skipped,
             Err(TopicError::LargerThanCap { .. } | TopicError::TopicFull { .. }) if n > 1 => {
                 self.single = true;
-                Appended::Retry
+                Appended::Split
             }
             Err(e) => {
                 tracing::debug!(router = %self.shared.name, error = ?e, "router stalled");

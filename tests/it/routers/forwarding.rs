@@ -132,3 +132,17 @@ fn a_copy_larger_than_the_whole_dest_cap_is_skipped_and_not_counted() {
     assert_eq!(drive(&s, "r")["forwarded_total"], 2);
     assert_eq!(data_of(&s, "dst"), [json!("a"), json!("b")]);
 }
+
+/// Read-your-writes (§8.3): a diff or state read of a dest first drives its routers to the
+/// source head. With one record per step the router needs hundreds of steps, so a read that
+/// did not drive it would see only part of the write.
+#[test]
+fn a_dest_read_first_drives_its_routers_to_the_source_head() {
+    let s = Server::start_with(&[], Some("[router]\nbatch = 1\n"));
+    put_router(&s, "r", json!({"source":"src","dest":"dst"})).expect(201);
+    s.write("src", crate::harness::records(800));
+    let d = s.diff("dst", json!({"limit": 1000}));
+    assert_eq!(d["records"].as_array().unwrap().len(), 800);
+    s.write("src", crate::harness::records(800));
+    assert_eq!(s.state("dst")["head_seq"], 1600);
+}
