@@ -75,8 +75,7 @@ impl Checkpointer {
         let seg_dir = segment::dir(&self.data_dir);
         let candidates = list_segments(&seg_dir);
         let wal = self.wal.clone();
-        // Held across the barrier until the images are taken: a router definition logged
-        // before the barrier is in them (see `Routers::images`).
+        // Until the router images: a router defined before the barrier is in them.
         let router_cut = self.routers.cut_guard().await;
         let (starts, handles, next_id) = self
             .registry
@@ -87,17 +86,10 @@ impl Checkpointer {
             boot: self.wal.boot(),
             start: starts,
         };
-        // Read after the barrier: every cursor frame before it is covered (cursors are set
-        // before their frame is submitted), and every copy up to a cursor read here is in its
-        // dest's image or in the WAL after the barrier.
+        // After the barrier, so no cursor frame before it is newer (docs/STORAGE.md, Routers).
         let routers = self.routers.images();
         drop(router_cut);
-        let mut images = Vec::with_capacity(handles.len());
-        for h in handles {
-            if let Ok(img) = h.image(exact).await {
-                images.push(img);
-            }
-        }
+        let images = topic_images(handles, exact).await;
         let referenced: HashSet<String> = images
             .iter()
             .flat_map(|img| {
@@ -190,6 +182,20 @@ impl Checkpointer {
 
 /// Segment files this server wrote present in `dir`: only they are candidates for removal.
 /// Anything else (a `notes.seg` someone left there, a directory) is left alone, with a warning.
+/// Every topic's image; a topic deleted since the cut is left out.
+async fn topic_images(
+    handles: Vec<crate::topic::TopicHandle>,
+    exact: bool,
+) -> Vec<crate::topic::image::TopicImage> {
+    let mut images = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(img) = h.image(exact).await {
+            images.push(img);
+        }
+    }
+    images
+}
+
 fn list_segments(dir: &std::path::Path) -> HashSet<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return HashSet::new();

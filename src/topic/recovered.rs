@@ -261,6 +261,18 @@ impl RecoveryBuilder {
                 }
             }
             Frame::Sync { .. } | Frame::Stop => {}
+            router @ (Frame::RouterDef { .. }
+            | Frame::RouterDelete { .. }
+            | Frame::RouterCursor { .. }) => self.apply_router_frame(router),
+            snapshot_only => self.apply_snapshot_frame(snapshot_only)?,
+        }
+        Ok(())
+    }
+
+    /// Router definitions, removals and cursors go to the router catalog; router ids share
+    /// the topic id space, so they raise the next id too.
+    fn apply_router_frame(&mut self, frame: Frame) {
+        match frame {
             Frame::RouterDef {
                 router_id,
                 name,
@@ -278,9 +290,8 @@ impl RecoveryBuilder {
                 cursor,
                 forwarded_total,
             } => self.routers.advance(router_id, cursor, forwarded_total),
-            snapshot_only => self.apply_snapshot_frame(snapshot_only)?,
+            _ => {}
         }
-        Ok(())
     }
 
     /// Frames only snapshots hold: records with explicit seqs, idempotency entries, segment
