@@ -147,3 +147,21 @@ fn kill9_after_the_router_caught_up_forwards_nothing_twice() {
     assert_eq!(drive(&s, "r")["forwarded_total"], 10);
     assert_eq!(data_of(&s, "dst"), ints(0..10));
 }
+
+/// Definitions and removals are synced before they are answered, so a kill -9 right after
+/// the answer keeps them.
+#[test]
+fn an_answered_put_or_delete_survives_kill9() {
+    let mut s = Server::start();
+    put_router(&s, "keep", json!({"source":"a","dest":"b","filter":"x:*"})).expect(201);
+    put_router(&s, "drop", json!({"source":"c","dest":"d"})).expect(201);
+    assert_eq!(s.delete(&super::path("drop")).expect(200)["deleted"], true);
+    s.crash_restart();
+    assert_eq!(drive(&s, "keep")["filter"], json!(["tag", "Glob", "x:*"]));
+    assert_eq!(s.get(&super::path("drop")).status, 404);
+    // The re-created name is a new router starting at its source's head.
+    s.write("c", records(2));
+    put_router(&s, "drop", json!({"source":"c","dest":"d"})).expect(201);
+    s.write("c", records(1));
+    assert_eq!(drive(&s, "drop")["forwarded_total"], 1);
+}
