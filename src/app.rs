@@ -98,6 +98,7 @@ fn drain_deadline(config: &Config, cause: StopCause, health: &StorageHealth) -> 
 /// The serving phase: what shutdown has to stop, in order.
 struct Running {
     registry: Arc<Registry>,
+    routers: Arc<crate::router::Routers>,
     wal: Wal,
     checkpointer: Arc<Checkpointer>,
     periodic: tokio::task::JoinHandle<()>,
@@ -106,9 +107,10 @@ struct Running {
 impl Running {
     /// Start periodic checkpoints and turn ready.
     fn begin(config: &Config, state: &AppState, started: Started, fs: Arc<dyn Fs>) -> Running {
-        let (registry, wal, last_snapshot, segments) = started;
+        let (registry, wal, last_snapshot, segments, routers) = started;
         let checkpointer = Arc::new(Checkpointer::new(
             registry.clone(),
+            routers.clone(),
             wal.clone(),
             config.server.data_dir.clone(),
             last_snapshot,
@@ -116,11 +118,13 @@ impl Running {
             fs,
         ));
         let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(config)));
+        state.set_routers(routers.clone());
         state.set_ready(registry.clone());
         tracing::info!(topics = registry.len(), "ready");
         crate::ops::systemd::ready(registry.len());
         Running {
             registry,
+            routers,
             wal,
             checkpointer,
             periodic,
@@ -133,6 +137,8 @@ impl Running {
     /// final checkpoint and no final WAL sync: nothing on it is trusted, and nothing is retried.
     async fn finish(self, health: &StorageHealth) -> Result<(), String> {
         self.periodic.abort();
+        // Routers stop before the final checkpoint, so the cursors it stores are final.
+        self.routers.stop_all().await;
         if health.is_poisoned() {
             return Err(format!("storage failed: {}", health.error()));
         }
@@ -250,7 +256,13 @@ fn resolve_listen(config: &Config) -> Result<SocketAddr, String> {
 
 /// What startup hands to the serving phase: the registry, the WAL, the snapshot recovery
 /// started from and the segment files it referred to.
-type Started = (Arc<Registry>, Wal, u64, std::collections::HashSet<String>);
+type Started = (
+    Arc<Registry>,
+    Wal,
+    u64,
+    std::collections::HashSet<String>,
+    Arc<crate::router::Routers>,
+);
 
 /// Replay, then start the WAL and every topic actor.
 async fn start(
@@ -326,7 +338,24 @@ async fn start(
     ctx.integrity.add(damaged_records, damaged_segments);
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);
-    Ok((registry, wal, rec.snapshot_number, rec.segment_files))
+    let routers = crate::router::Routers::new(registry.clone(), router_params(config));
+    routers.install(rec.routers);
+    Ok((
+        registry,
+        wal,
+        rec.snapshot_number,
+        rec.segment_files,
+        routers,
+    ))
+}
+
+fn router_params(config: &Config) -> crate::router::RouterParams {
+    crate::router::RouterParams {
+        max_routers: config.limits.max_routers,
+        max_hops: config.router.max_hops.min(u32::from(u8::MAX)) as u8,
+        batch: config.router.batch,
+        retry_ms: config.router.tick_ms,
+    }
 }
 
 fn schedule(config: &Config) -> Schedule {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 pub struct Checkpointer {
     registry: Arc<Registry>,
+    routers: Arc<crate::router::Routers>,
     wal: Wal,
     data_dir: PathBuf,
     /// Number the next snapshot gets.
@@ -49,6 +50,7 @@ pub struct Schedule {
 impl Checkpointer {
     pub fn new(
         registry: Arc<Registry>,
+        routers: Arc<crate::router::Routers>,
         wal: Wal,
         data_dir: PathBuf,
         last_number: u64,
@@ -58,6 +60,7 @@ impl Checkpointer {
         Self {
             fs,
             registry,
+            routers,
             wal,
             data_dir,
             next_number: Arc::new(tokio::sync::Mutex::new(last_number + 1)),
@@ -72,6 +75,8 @@ impl Checkpointer {
         let seg_dir = segment::dir(&self.data_dir);
         let candidates = list_segments(&seg_dir);
         let wal = self.wal.clone();
+        // Until the router images: a router defined before the barrier is in them.
+        let router_cut = self.routers.cut_guard().await;
         let (starts, handles, next_id) = self
             .registry
             .cut(move || wal.rotate_all())
@@ -81,12 +86,10 @@ impl Checkpointer {
             boot: self.wal.boot(),
             start: starts,
         };
-        let mut images = Vec::with_capacity(handles.len());
-        for h in handles {
-            if let Ok(img) = h.image(exact).await {
-                images.push(img);
-            }
-        }
+        // After the barrier, so no cursor frame before it is newer (docs/STORAGE.md, Routers).
+        let routers = self.routers.images();
+        drop(router_cut);
+        let images = topic_images(handles, exact).await;
         let referenced: HashSet<String> = images
             .iter()
             .flat_map(|img| {
@@ -108,7 +111,8 @@ impl Checkpointer {
         let written = tokio::task::spawn_blocking(move || {
             let end = (next_id, images.len() as u64);
             snapshot::write(&*fs, &dir, n, &barrier, end, |w| {
-                images.iter().try_for_each(|img| img.encode(w))
+                images.iter().try_for_each(|img| img.encode(w))?;
+                crate::router::encode_images(&routers, w)
             })
             .map_err(|e| (format!("writing snapshot {n}: {e}"), is_no_space(&e)))?;
             *number += 1; // the guard is released only when this closure is over
@@ -178,6 +182,20 @@ impl Checkpointer {
 
 /// Segment files this server wrote present in `dir`: only they are candidates for removal.
 /// Anything else (a `notes.seg` someone left there, a directory) is left alone, with a warning.
+/// Every topic's image; a topic deleted since the cut is left out.
+async fn topic_images(
+    handles: Vec<crate::topic::TopicHandle>,
+    exact: bool,
+) -> Vec<crate::topic::image::TopicImage> {
+    let mut images = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(img) = h.image(exact).await {
+            images.push(img);
+        }
+    }
+    images
+}
+
 fn list_segments(dir: &std::path::Path) -> HashSet<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return HashSet::new();

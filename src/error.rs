@@ -4,7 +4,9 @@
 
 use crate::model::json::limits::LimitError;
 use crate::model::record::RecordError;
+use crate::model::router::{DefError, GraphError};
 use crate::registry::CreateError;
+use crate::router::PutError;
 use crate::topic::TopicError;
 use crate::watch::WatchError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -186,6 +188,64 @@ impl ApiError {
             CreateError::Limit { max } => Self::throttled(format!("topic limit of {max} reached"))
                 .with_detail(json!({ "limit": "max_topics", "max": max })),
             CreateError::Topic(e) => Self::from_topic(topic, e),
+        }
+    }
+}
+
+impl From<DefError> for ApiError {
+    fn from(e: DefError) -> Self {
+        match e {
+            DefError::Field(field, message) => {
+                Self::invalid(message).with_detail(json!({ "field": field }))
+            }
+            DefError::RouterName => Self::invalid("invalid router name"),
+            DefError::SameTopic => Self::invalid("dest must differ from source"),
+            DefError::SourceName => Self::invalid("invalid source topic name"),
+            DefError::DestName => Self::invalid("invalid dest topic name"),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn router_not_found(router: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "router_not_found",
+            format!("no router named {router:?}"),
+        )
+        .with_detail(json!({ "router": router }))
+    }
+
+    /// Map a refused router PUT for router `router` (§8.1).
+    pub fn from_router_put(router: &str, e: PutError) -> Self {
+        let incompatible =
+            |m: String| Self::new(StatusCode::CONFLICT, "topic_exists_incompatible", m);
+        match e {
+            PutError::DestMissing(topic) => Self::topic_not_found(&topic),
+            PutError::Graph(GraphError::FanIn { topic }) => incompatible(format!(
+                "topic {topic:?} is already fed by a router with another source"
+            ))
+            .with_detail(json!({ "topic": topic, "reason": "router_dest_fan_in" })),
+            PutError::Graph(GraphError::Repoint {
+                existing_source,
+                existing_dest,
+            }) => incompatible(format!(
+                "router {router:?} exists with another source or dest"
+            ))
+            .with_detail(
+                json!({ "router": router, "reason": "router_repoint_forbidden",
+                        "existing_source": existing_source, "existing_dest": existing_dest }),
+            ),
+            PutError::Graph(GraphError::Cycle(cycle)) => Self::new(
+                StatusCode::CONFLICT,
+                "router_cycle",
+                "the router would close a cycle (set allow_cycle to permit it)",
+            )
+            .with_detail(json!({ "cycle": cycle })),
+            PutError::Limit { max } => Self::throttled(format!("router limit of {max} reached"))
+                .with_detail(json!({ "limit": "max_routers", "max": max })),
+            PutError::Create { topic, err } => Self::from_create(&topic, err),
+            PutError::Topic(e) => Self::from_topic(router, e),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod model;
 pub mod ops;
 pub mod registry;
+pub mod router;
 pub mod server;
 pub mod storage;
 pub mod topic;

@@ -69,6 +69,16 @@ impl Registry {
         self.len() == 0
     }
 
+    /// The WAL, for features that log their own state (router definitions and cursors).
+    pub fn wal(&self) -> &crate::storage::wal::Wal {
+        &self.ctx.wal
+    }
+
+    /// A fresh id from the topic id space (routers use it too, so no id is ever reused).
+    pub fn allocate_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
     /// Damage found in sealed data by this process.
     pub fn integrity(&self) -> &crate::topic::integrity::Integrity {
         &self.ctx.integrity

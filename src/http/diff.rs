@@ -56,6 +56,9 @@ pub async fn diff(
         .registry()?
         .get(&topic)
         .ok_or_else(|| ApiError::topic_not_found(&topic))?;
+    // Read-your-writes: routers feeding this topic catch up with their sources first.
+    let routers = state.routers()?;
+    routers.drive_dest(&topic, super::routers::SYNC_WAIT).await;
     // Subscribe before the first read so an append between the read and the wait wakes us.
     let mut head = handle.head_watch();
     head.borrow_and_update();

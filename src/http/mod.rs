@@ -8,6 +8,7 @@ mod diff;
 pub mod fast;
 mod probes;
 mod render;
+mod routers;
 mod topics;
 mod watch;
 mod write;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Set once recovery has installed every topic.
     pub registry: OnceLock<Arc<Registry>>,
+    /// Set with the registry, before ready.
+    pub routers: OnceLock<Arc<crate::router::Routers>>,
     pub ready: AtomicBool,
     pub progress: Arc<ReplayProgress>,
     pub health: Arc<StorageHealth>,
@@ -55,6 +58,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Shared {
                 registry: OnceLock::new(),
+                routers: OnceLock::new(),
                 ready: AtomicBool::new(false),
                 progress,
                 health,
@@ -94,6 +98,19 @@ impl AppState {
             .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
     }
 
+    pub fn set_routers(&self, routers: Arc<crate::router::Routers>) {
+        let _ = self.inner.routers.set(routers);
+    }
+
+    /// The router set; `503 not_ready` during replay, like `registry()`.
+    pub fn routers(&self) -> Result<&Arc<crate::router::Routers>, ApiError> {
+        self.registry()?;
+        self.inner
+            .routers
+            .get()
+            .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
+    }
+
     pub fn set_ready(&self, registry: Arc<Registry>) {
         let _ = self.inner.registry.set(registry);
         self.inner.ready.store(true, Ordering::Release);
@@ -121,6 +138,11 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
         )
         .route("/v0/topics/{topic}/diff", post(diff::diff))
         .route("/v0/topics/{topic}/delete", post(delete::delete_records))
+        .route("/v0/routers", get(routers::list))
+        .route(
+            "/v0/routers/{router}",
+            get(routers::get).put(routers::put).delete(routers::delete),
+        )
         .route("/v0/watch", post(watch::create))
         .route("/v0/watch/{wid}", get(watch::stream));
     let mut root = Router::new();

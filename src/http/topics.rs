@@ -96,6 +96,9 @@ pub async fn get_state(
         .registry()?
         .get(&topic)
         .ok_or_else(|| ApiError::topic_not_found(&topic))?;
+    // Read-your-writes: routers feeding this topic catch up with their sources first.
+    let routers = state.routers()?;
+    routers.drive_dest(&topic, super::routers::SYNC_WAIT).await;
     let s = handle
         .state(touch)
         .await
@@ -128,7 +131,17 @@ pub async fn delete(
         .delete(&topic, if_empty)
         .await
         .map_err(|e| ApiError::from_topic(&topic, e))?;
-    let body = json!({ "topic": topic, "deleted": deleted, "routers_removed": [],
+    // After the topic: a crash in between leaves routers whose topic is gone, and replay
+    // drops exactly those.
+    let routers_removed = match deleted {
+        true => state
+            .routers()?
+            .remove_for_topic(&topic)
+            .await
+            .map_err(|e| ApiError::from_topic(&topic, e))?,
+        false => Vec::new(),
+    };
+    let body = json!({ "topic": topic, "deleted": deleted, "routers_removed": routers_removed,
         "performance": performance(started, &[]) });
     Ok(json_value(StatusCode::OK, &body))
 }

@@ -9,4 +9,5 @@ pub mod predicate;
 pub mod priority;
 pub mod read;
 pub mod record;
+pub mod router;
 pub mod topic_config;

@@ -103,6 +103,22 @@ pub enum Frame {
         to: u64,
         reason: u8,
     },
+    /// A router created or re-configured; in a snapshot, its whole state.
+    RouterDef {
+        router_id: u64,
+        name: String,
+        def: Bytes,
+        cursor: u64,
+        forwarded_total: u64,
+    },
+    /// A router removed; every frame of this id is dead.
+    RouterDelete { router_id: u64 },
+    /// A router consumed its source up to `cursor`.
+    RouterCursor {
+        router_id: u64,
+        cursor: u64,
+        forwarded_total: u64,
+    },
 }
 
 /// A snapshot's description of one sealed segment.
@@ -473,6 +489,9 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
                 pred: decode_predicate(&mut r)?,
             }
         }
+        router::KIND_ROUTER_DEF | router::KIND_ROUTER_DELETE | router::KIND_ROUTER_CURSOR => {
+            router::decode(kind, topic_id, &mut r)?
+        }
         _ => decode_bookkeeping(kind, topic_id, &mut r)?,
     };
     // Trailing garbage inside a checksummed body means a writer bug or a forged frame.
@@ -686,6 +705,9 @@ impl Reader<'_> {
         Some(self.buf.slice(start..start + n))
     }
 }
+
+mod router;
+pub use router::{encode_router_cursor, encode_router_def, encode_router_delete};
 
 #[cfg(test)]
 mod tests;

@@ -166,6 +166,8 @@ pub struct RecoveryBuilder {
     /// Segments that failed their checks at open, and the live records they held.
     pub damaged_segments: u64,
     pub damaged_records: u64,
+    /// Router definitions and cursors (routers share the topic id space).
+    pub routers: crate::model::router::catalog::RouterCatalog,
 }
 
 /// A segment that passed its own checks but is not the one the snapshot names is damaged too.
@@ -259,9 +261,37 @@ impl RecoveryBuilder {
                 }
             }
             Frame::Sync { .. } | Frame::Stop => {}
+            router @ (Frame::RouterDef { .. }
+            | Frame::RouterDelete { .. }
+            | Frame::RouterCursor { .. }) => self.apply_router_frame(router),
             snapshot_only => self.apply_snapshot_frame(snapshot_only)?,
         }
         Ok(())
+    }
+
+    /// Router definitions, removals and cursors go to the router catalog; router ids share
+    /// the topic id space, so they raise the next id too.
+    fn apply_router_frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::RouterDef {
+                router_id,
+                name,
+                def,
+                cursor,
+                forwarded_total,
+            } => {
+                self.max_id = self.max_id.max(router_id);
+                self.routers
+                    .define(router_id, name, def, cursor, forwarded_total);
+            }
+            Frame::RouterDelete { router_id } => self.routers.remove(router_id),
+            Frame::RouterCursor {
+                router_id,
+                cursor,
+                forwarded_total,
+            } => self.routers.advance(router_id, cursor, forwarded_total),
+            _ => {}
+        }
     }
 
     /// Frames only snapshots hold: records with explicit seqs, idempotency entries, segment
@@ -423,9 +453,12 @@ pub fn recover_dir(
     }
     let segment_files = std::mem::take(&mut builder.segment_files);
     let damaged = (builder.damaged_records, builder.damaged_segments);
+    let catalog = std::mem::take(&mut builder.routers);
     let (topics, next_id) = builder.finish();
+    let routers = catalog.finish(|name| topics.iter().any(|t| t.name == name))?;
     Ok(Recovered {
         topics,
+        routers,
         next_id,
         summary,
         snapshot_number,
@@ -466,6 +499,8 @@ fn damage_report(builder: &RecoveryBuilder, d: &crate::storage::recovery::Damage
 /// What `recover_dir` rebuilt.
 pub struct Recovered {
     pub topics: Vec<RecoveredTopic>,
+    /// Routers whose source and dest both survived, with their logged cursors.
+    pub routers: Vec<crate::model::router::catalog::RecoveredRouter>,
     pub next_id: u64,
     pub summary: crate::storage::recovery::ReplaySummary,
     /// Number of the snapshot recovery started from (0 = none).

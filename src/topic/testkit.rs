@@ -124,6 +124,7 @@ impl Harness {
         registry.install(topics, next_id);
         let checkpointer = Checkpointer::new(
             registry.clone(),
+            crate::router::Routers::new(registry.clone(), ROUTER_PARAMS),
             wal.clone(),
             dir.clone(),
             rec.snapshot_number,
@@ -192,3 +193,11 @@ impl Harness {
         (self.dir, self.clock, self.fs)
     }
 }
+
+/// No routers run in actor-level tests; checkpoints still need a (empty) router set.
+const ROUTER_PARAMS: crate::router::RouterParams = crate::router::RouterParams {
+    max_routers: 0,
+    max_hops: 8,
+    batch: 1024,
+    retry_ms: 50,
+};

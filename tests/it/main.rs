@@ -21,6 +21,7 @@ mod lifecycle;
 mod overload;
 mod probes;
 mod retention;
+mod routers;
 mod segments;
 mod snapshot_damage;
 mod soak;

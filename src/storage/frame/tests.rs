@@ -282,3 +282,45 @@ fn a_sync_frame_with_a_bad_magic_or_flag_is_corrupt() {
         );
     }
 }
+
+#[test]
+fn router_frames_round_trip() {
+    let mut out = Vec::new();
+    encode_router_def(&mut out, 3, "a->b", br#"{"source":"a"}"#, 41, 40);
+    encode_router_cursor(&mut out, 3, 57, 52);
+    encode_router_delete(&mut out, 3);
+    assert_eq!(
+        all_frames(&Bytes::from(out)),
+        vec![
+            Frame::RouterDef {
+                router_id: 3,
+                name: "a->b".into(),
+                def: Bytes::from_static(br#"{"source":"a"}"#),
+                cursor: 41,
+                forwarded_total: 40,
+            },
+            Frame::RouterCursor {
+                router_id: 3,
+                cursor: 57,
+                forwarded_total: 52,
+            },
+            Frame::RouterDelete { router_id: 3 },
+        ]
+    );
+}
+
+#[test]
+fn router_cursor_golden_bytes() {
+    // len 25 | crc | kind 17 | router id 2 | cursor 9 | forwarded_total 4 (all little-endian).
+    let mut out = Vec::new();
+    encode_router_cursor(&mut out, 2, 9, 4);
+    let body: Vec<u8> = [17u8]
+        .into_iter()
+        .chain(2u64.to_le_bytes())
+        .chain(9u64.to_le_bytes())
+        .chain(4u64.to_le_bytes())
+        .collect();
+    assert_eq!(&out[..4], &25u32.to_le_bytes());
+    assert_eq!(&out[4..8], &crc32fast::hash(&body).to_le_bytes());
+    assert_eq!(&out[8..], &body[..]);
+}
