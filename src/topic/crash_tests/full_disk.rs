@@ -127,18 +127,27 @@ async fn wait_writable(h: &Harness) {
 /// cut; later writes are refused with 507 and never appear; writes resume without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_writes_acknowledged_as_the_disk_fills_are_written_once_space_is_freed() {
+    let mut held_checked = 0;
     for (prealloc, power_cut) in file_systems() {
         let (fs, h, t, mut acked, refused) = filled("full-disk", prealloc, Durability::Disk).await;
+        // No space at all from here on. Until now a retry of the full shard could still fit
+        // what it held into the crumbs left (it needs less room than the group that filled
+        // the disk); the moment that raced with the fill is rare, and then it has nothing
+        // left to hold — which is also correct.
+        fs.set_space(Some(0));
         let last = acked.values().last().unwrap().clone();
-        assert!(h.wal().health().is_full() && !h.poisoned());
+        assert!(!h.poisoned());
         let left = temp_files(&h.dir);
         assert!(left.is_empty(), "seals that ran out of space left {left:?}");
-        assert!(
-            !wal_holds(&h.dir, &last),
-            "the last acknowledged write waits in memory for space"
-        );
-        for n in refused + 1..refused + 4 {
-            assert_no_space(write(&t, n).await.unwrap_err(), n);
+        if h.wal().health().is_full() {
+            assert!(
+                !wal_holds(&h.dir, &last),
+                "the last acknowledged write waits in memory for space"
+            );
+            for n in refused + 1..refused + 4 {
+                assert_no_space(write(&t, n).await.unwrap_err(), n);
+            }
+            held_checked += 1;
         }
         assert_eq!(
             contents(&t).await,
@@ -156,6 +165,10 @@ async fn disk_writes_acknowledged_as_the_disk_fills_are_written_once_space_is_fr
         let h = restart_holding(h, t, &fs, power_cut, &acked).await;
         let _ = std::fs::remove_dir_all(&h.dir);
     }
+    assert!(
+        held_checked >= 2,
+        "the held-in-memory state was seen only {held_checked} times"
+    );
 }
 
 /// An `fsync` write that gets "no space" was never written: it is not applied, and no restart
