@@ -3,7 +3,9 @@
 
 use super::body::{self, query_value, QueryPairs};
 use super::render::{json_value, performance};
-use super::topics::{decode_cursor, encode_cursor, lookup_path, query_pairs, topic_path};
+use super::topics::{
+    decode_cursor, encode_cursor, lookup_path, page_size, query_pairs, topic_path,
+};
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::predicate::TagPredicate;
@@ -79,11 +81,7 @@ pub async fn list(
     let routers = state.routers()?;
     let q = query_pairs(query);
     let read = &state.config().read;
-    let page_size = query_value(&q, "page_size")
-        .and_then(|v| v.parse::<i64>().ok())
-        .map_or(read.page_size_default, |n| {
-            n.clamp(1, read.page_size_max as i64) as usize
-        });
+    let page_size = page_size(&q, read);
     let after = decode_cursor(query_value(&q, "cursor").unwrap_or(""))?;
     let prefix = query_value(&q, "prefix").unwrap_or("");
     let (source, dest) = (query_value(&q, "source"), query_value(&q, "dest"));

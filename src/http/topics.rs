@@ -154,11 +154,7 @@ pub async fn list(
     state.registry()?; // 503 during replay, before any other check
     let q = query_pairs(query);
     let read = &state.config().read;
-    let page_size = query_value(&q, "page_size")
-        .and_then(|v| v.parse::<i64>().ok())
-        .map_or(read.page_size_default, |n| {
-            n.clamp(1, read.page_size_max as i64) as usize
-        });
+    let page_size = page_size(&q, read);
     let after = decode_cursor(query_value(&q, "cursor").unwrap_or(""))?;
     let prefix = query_value(&q, "prefix").unwrap_or("");
     let touch = query_bool(&q, "touch", false);
@@ -184,6 +180,16 @@ fn list_item(s: &TopicState) -> Value {
     json!({ "topic": s.name.as_ref(), "head_seq": s.head_seq, "earliest_seq": s.earliest_seq,
         "count": s.count, "bytes": s.bytes, "durable": s.config.durable,
         "effective_priority": s.effective_priority })
+}
+
+/// `page_size` of a list request (contract §1.8): default when absent or unparseable, clamped
+/// to `[1, page_size_max]`.
+pub fn page_size(q: &QueryPairs, read: &crate::config::ReadConfig) -> usize {
+    query_value(q, "page_size")
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or(read.page_size_default, |n| {
+            n.clamp(1, read.page_size_max as i64) as usize
+        })
 }
 
 /// Standard padded base64 of `{"after":"<name>"}`.
