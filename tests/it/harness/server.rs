@@ -157,6 +157,9 @@ pub struct Server {
     /// When set, only `args` and `envs` are passed (no `--listen`/`--data-dir`/`--config`).
     raw: bool,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The thread copying the running process's stderr into `logs`: joined once the process
+    /// exited, so every line it wrote is in `logs` before a test reads them.
+    log_reader: Option<std::thread::JoinHandle<()>>,
     /// Owns the temp dir (data dir + config file) when the harness created it.
     _tmp: Option<TempDir>,
 }
@@ -193,6 +196,7 @@ impl Server {
             envs: Vec::new(),
             raw: false,
             logs: Arc::default(),
+            log_reader: None,
             _tmp: None,
         };
         server.start_again();
@@ -214,6 +218,7 @@ impl Server {
                 .collect(),
             raw: true,
             logs: Arc::default(),
+            log_reader: None,
             _tmp: None,
         };
         server.start_again();
@@ -256,7 +261,7 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let logs = Arc::clone(&self.logs);
         let generation = self.logs.lock().unwrap().len();
-        std::thread::spawn(move || {
+        self.log_reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let line = strip_ansi(&line);
@@ -265,7 +270,7 @@ impl Server {
                 }
                 logs.lock().unwrap().push(line);
             }
-        });
+        }));
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = loop {
@@ -343,14 +348,19 @@ impl Server {
     /// Wait (bounded) for the process to exit after a signal sent by the test.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server not running");
-        wait_bounded(&mut child, EXIT_TIMEOUT).unwrap_or_else(|| {
+        let status = wait_bounded(&mut child, EXIT_TIMEOUT).unwrap_or_else(|| {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
                 "no exit within {EXIT_TIMEOUT:?} of the signal; stderr:\n{}",
                 self.logs_since(0)
             );
-        })
+        });
+        // The pipe closed with the process: the reader ends once it has every line.
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+        status
     }
 
     /// SIGKILL: the process gets no chance to flush anything.
