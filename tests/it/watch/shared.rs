@@ -42,7 +42,7 @@ fn a_writer_is_never_throttled_by_300_caught_up_watchers_of_its_topic() {
     // extra read (a watcher whose wake-up outran the shared batch reads once on its own) can
     // still meet a write there on a loaded machine. Reads per watcher gave 16 of 60.
     assert!(
-        throttled <= 3,
+        throttled <= 5,
         "{throttled} of 60 writes throttled by watcher reads"
     );
     // The shared batches reach every watcher: seq 1 came with the initial drain, and every
