@@ -14,7 +14,9 @@ pub fn ms(t: Instant) -> f64 {
 /// `{"server_total_ms": …}` plus extra fields.
 pub fn performance(started: Instant, extra: &[(&str, Value)]) -> Value {
     let mut p = serde_json::Map::new();
-    p.insert("server_total_ms".into(), json!(ms(started)));
+    // Microsecond resolution, like `push_performance`: `1.178`, not `1.1780689999999998`.
+    let total = (ms(started) * 1000.0).round() / 1000.0;
+    p.insert("server_total_ms".into(), json!(total));
     for (k, v) in extra {
         p.insert((*k).into(), v.clone());
     }
