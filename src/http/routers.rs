@@ -3,9 +3,7 @@
 
 use super::body::{self, query_value, QueryPairs};
 use super::render::{json_value, performance};
-use super::topics::{
-    decode_cursor, encode_cursor, lookup_path, page_size, query_pairs, topic_path,
-};
+use super::topics::{encode_cursor, lookup_path, query_pairs, topic_path, Page};
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::predicate::TagPredicate;
@@ -81,9 +79,11 @@ pub async fn list(
     let routers = state.routers()?;
     let q = query_pairs(query);
     let read = &state.config().read;
-    let page_size = page_size(&q, read);
-    let after = decode_cursor(query_value(&q, "cursor").unwrap_or(""))?;
-    let prefix = query_value(&q, "prefix").unwrap_or("");
+    let Page {
+        size: page_size,
+        after,
+        prefix,
+    } = Page::of(&q, read)?;
     let (source, dest) = (query_value(&q, "source"), query_value(&q, "dest"));
     let mut matching = routers.all().into_iter().filter(|s| {
         let d = s.def();

@@ -154,9 +154,11 @@ pub async fn list(
     state.registry()?; // 503 during replay, before any other check
     let q = query_pairs(query);
     let read = &state.config().read;
-    let page_size = page_size(&q, read);
-    let after = decode_cursor(query_value(&q, "cursor").unwrap_or(""))?;
-    let prefix = query_value(&q, "prefix").unwrap_or("");
+    let Page {
+        size: page_size,
+        after,
+        prefix,
+    } = Page::of(&q, read)?;
     let touch = query_bool(&q, "touch", false);
     let (handles, more) = state.registry()?.list(prefix, after.as_deref(), page_size);
     let mut items = Vec::with_capacity(handles.len());
@@ -182,9 +184,27 @@ fn list_item(s: &TopicState) -> Value {
         "effective_priority": s.effective_priority })
 }
 
-/// `page_size` of a list request (contract §1.8): default when absent or unparseable, clamped
-/// to `[1, page_size_max]`.
-pub fn page_size(q: &QueryPairs, read: &crate::config::ReadConfig) -> usize {
+/// What a list request asks for (contract §1.8): page size, where to start, name prefix.
+pub struct Page<'q> {
+    pub size: usize,
+    /// Names strictly after this one (`None`: the first page).
+    pub after: Option<String>,
+    pub prefix: &'q str,
+}
+
+impl<'q> Page<'q> {
+    pub fn of(q: &'q QueryPairs, read: &crate::config::ReadConfig) -> Result<Self, ApiError> {
+        Ok(Page {
+            size: page_size(q, read),
+            after: decode_cursor(query_value(q, "cursor").unwrap_or(""))?,
+            prefix: query_value(q, "prefix").unwrap_or(""),
+        })
+    }
+}
+
+/// `page_size` of a list request: default when absent or unparseable, clamped to
+/// `[1, page_size_max]`.
+fn page_size(q: &QueryPairs, read: &crate::config::ReadConfig) -> usize {
     query_value(q, "page_size")
         .and_then(|v| v.parse::<i64>().ok())
         .map_or(read.page_size_default, |n| {
