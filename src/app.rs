@@ -355,6 +355,8 @@ fn router_params(config: &Config) -> crate::router::RouterParams {
         max_hops: config.router.max_hops.min(u32::from(u8::MAX)) as u8,
         batch: config.router.batch,
         retry_ms: config.router.tick_ms,
+        max_meta_bytes: config.limits.max_meta_bytes,
+        max_record_bytes: config.limits.max_record_bytes,
     }
 }
 

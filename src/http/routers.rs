@@ -7,7 +7,7 @@ use super::topics::{encode_cursor, lookup_path, query_pairs, topic_path, Page};
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::predicate::TagPredicate;
-use crate::model::router::{parse_def, Guarantee, RouterDef};
+use crate::model::router::{parse_def, RouterDef};
 use crate::router::Shared;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
@@ -32,13 +32,6 @@ pub async fn put(
     let max = state.config().limits.max_body_bytes;
     let body: Map<String, Value> = body::json(&parts.headers, body, max, true).await?;
     let def = parse_def(&name, &body)?;
-    if def.guarantee == Guarantee::ExactlyOnce {
-        // Not built yet: refused rather than accepted and not honoured.
-        return Err(
-            ApiError::invalid("guarantee exactly_once is not available in this build")
-                .with_detail(json!({ "field": "guarantee" })),
-        );
-    }
     let created = routers
         .put(&name, def.clone())
         .await

@@ -20,6 +20,9 @@ pub enum LossReason {
     Damaged,
     /// In a sealed segment whose checksum no longer matches.
     Corrupt,
+    /// Hole seqs a router appended to its dest for source records lost (evicted, expired,
+    /// crashed) before it forwarded them (contract §8.3).
+    SourceTrim,
 }
 
 impl LossReason {
@@ -28,6 +31,7 @@ impl LossReason {
             LossReason::Crash => "crash",
             LossReason::Damaged => "damaged",
             LossReason::Corrupt => "corrupt",
+            LossReason::SourceTrim => "source_trim",
         }
     }
 
@@ -37,13 +41,19 @@ impl LossReason {
             LossReason::Crash => 1,
             LossReason::Damaged => 2,
             LossReason::Corrupt => 3,
+            LossReason::SourceTrim => 4,
         }
     }
 
     pub fn parse(s: &str) -> Option<LossReason> {
-        [LossReason::Crash, LossReason::Damaged, LossReason::Corrupt]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            LossReason::Crash,
+            LossReason::Damaged,
+            LossReason::Corrupt,
+            LossReason::SourceTrim,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 
     pub fn from_code(c: u8) -> Option<LossReason> {
@@ -51,6 +61,7 @@ impl LossReason {
             1 => Some(LossReason::Crash),
             2 => Some(LossReason::Damaged),
             3 => Some(LossReason::Corrupt),
+            4 => Some(LossReason::SourceTrim),
             _ => None,
         }
     }

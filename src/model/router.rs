@@ -40,6 +40,27 @@ pub struct RouterDef {
     pub guarantee: Guarantee,
 }
 
+/// Where a router stands, as logged and recovered: the last source seq consumed, the
+/// source records accounted into the dest, and the dest's seq after its last copy (where a
+/// recovery scan for copies the cursor does not cover starts). All three only grow, so
+/// replay merges positions field by field with `max`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub cursor: u64,
+    pub forwarded_total: u64,
+    pub dest_mark: u64,
+}
+
+impl Position {
+    pub fn merge(self, o: Position) -> Position {
+        Position {
+            cursor: self.cursor.max(o.cursor),
+            forwarded_total: self.forwarded_total.max(o.forwarded_total),
+            dest_mark: self.dest_mark.max(o.dest_mark),
+        }
+    }
+}
+
 /// Why a PUT body is refused before any state is consulted; all are `400 invalid_request`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DefError {
@@ -221,6 +242,7 @@ pub fn forward(def: &RouterDef, rec: &Record, max_hops: u8) -> Option<RecordDraf
 mod tests;
 
 pub mod catalog;
+pub mod stamp;
 
 /// The stored form of a definition: the PUT body's fields, so `parse_def` reads it back.
 pub fn def_to_json(def: &RouterDef) -> Value {

@@ -9,7 +9,7 @@
 mod put;
 mod task;
 
-use crate::model::router::{Edge, RouterDef};
+use crate::model::router::{Edge, Position, RouterDef};
 use crate::registry::Registry;
 use crate::storage::frame;
 use crate::storage::wal::{Commit, SubmitError};
@@ -28,6 +28,9 @@ pub struct RouterParams {
     pub batch: usize,
     /// Backoff while a router is stalled (full dest, full queue).
     pub retry_ms: u64,
+    /// Record limits an exactly-once copy (whose `meta` grows by its stamp) must still meet.
+    pub max_meta_bytes: usize,
+    pub max_record_bytes: usize,
 }
 
 /// One router's state shared by its task, the set and the HTTP handlers.
@@ -44,6 +47,9 @@ pub struct Shared {
     /// image taken after the WAL barrier is never behind a cursor frame before it.
     cursor: AtomicU64,
     forwarded_total: AtomicU64,
+    /// The same cursor and count with the dest mark, as one consistent value for frames and
+    /// images (a mark newer than its cursor would make a recovery scan start too late).
+    pos: Mutex<Position>,
     stop: AtomicBool,
     /// Sticky wake-up for the task (`notify_one` keeps a permit): a re-PUT, a stop, a sync.
     kick: tokio::sync::Notify,
@@ -63,6 +69,18 @@ impl Shared {
     pub fn forwarded_total(&self) -> u64 {
         self.forwarded_total.load(Ordering::Acquire)
     }
+
+    pub fn position(&self) -> Position {
+        *self.pos.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Move to `pos` (the task's step, the only writer).
+    fn set_position(&self, pos: Position) {
+        *self.pos.lock().unwrap_or_else(|e| e.into_inner()) = pos;
+        self.forwarded_total
+            .store(pos.forwarded_total, Ordering::Release);
+        self.cursor.store(pos.cursor, Ordering::Release);
+    }
 }
 
 struct Entry {
@@ -76,8 +94,7 @@ pub struct RouterImage {
     pub id: u64,
     pub name: Arc<str>,
     pub def: RouterDef,
-    pub cursor: u64,
-    pub forwarded_total: u64,
+    pub pos: Position,
 }
 
 pub struct Routers {
@@ -106,28 +123,23 @@ impl Routers {
     /// Start the tasks of recovered routers (before the server is ready).
     pub fn install(&self, recovered: Vec<crate::model::router::catalog::RecoveredRouter>) {
         for r in recovered {
-            self.start(
-                r.id,
-                Arc::from(r.name.as_str()),
-                r.def,
-                r.cursor,
-                r.forwarded_total,
-            );
+            self.start(r.id, Arc::from(r.name.as_str()), r.def, r.pos);
         }
     }
 
-    fn start(&self, id: u64, name: Arc<str>, def: RouterDef, cursor: u64, total: u64) {
+    fn start(&self, id: u64, name: Arc<str>, def: RouterDef, pos: Position) {
         let shared = Arc::new(Shared {
             id,
             name: name.clone(),
             dest: Arc::from(def.dest.as_str()),
             stalls: AtomicU64::new(0),
             def: RwLock::new(def),
-            cursor: AtomicU64::new(cursor),
-            forwarded_total: AtomicU64::new(total),
+            cursor: AtomicU64::new(pos.cursor),
+            forwarded_total: AtomicU64::new(pos.forwarded_total),
+            pos: Mutex::new(pos),
             stop: AtomicBool::new(false),
             kick: tokio::sync::Notify::new(),
-            progress: tokio::sync::watch::channel(cursor).0,
+            progress: tokio::sync::watch::channel(pos.cursor).0,
         });
         let t = RouterTask::new(shared.clone(), self.registry.clone(), self.params);
         let task = tokio::spawn(t.run());
@@ -255,8 +267,7 @@ impl Routers {
                 id: s.id,
                 name: s.name.clone(),
                 def: s.def(),
-                cursor: s.cursor(),
-                forwarded_total: s.forwarded_total(),
+                pos: s.position(),
             })
             .collect()
     }
@@ -289,14 +300,7 @@ pub fn encode_images(images: &[RouterImage], out: &mut dyn std::io::Write) -> st
     let mut buf = Vec::new();
     for r in images {
         let json = crate::model::router::def_to_json(&r.def).to_string();
-        frame::encode_router_def(
-            &mut buf,
-            r.id,
-            &r.name,
-            json.as_bytes(),
-            r.cursor,
-            r.forwarded_total,
-        );
+        frame::encode_router_def(&mut buf, r.id, &r.name, json.as_bytes(), r.pos);
     }
     out.write_all(&buf)
 }

@@ -3,7 +3,7 @@
 //! (§8.1), all under the router lifecycle lock so the checks see a stable set.
 
 use super::{edge_refs, Routers};
-use crate::model::router::{check_shape, def_to_json, find_cycle, GraphError, RouterDef};
+use crate::model::router::{check_shape, def_to_json, find_cycle, GraphError, Position, RouterDef};
 use crate::model::topic_config::TopicConfig;
 use crate::registry::CreateError;
 use crate::storage::frame;
@@ -53,29 +53,28 @@ impl Routers {
             return Err(PutError::DestMissing(def.dest));
         }
         let source = self.create(&def.source).await?;
-        self.create(&def.dest).await?;
+        let dest = self.create(&def.dest).await?;
         match existing {
             Some(shared) => {
                 // The cursor rides along only so a snapshot-less replay has one; replay
                 // applies it with `max`, so this frame can never move the cursor.
-                self.log_def(
-                    shared.id,
-                    name,
-                    &def,
-                    shared.cursor(),
-                    shared.forwarded_total(),
-                )
-                .await?;
+                self.log_def(shared.id, name, &def, shared.position())
+                    .await?;
                 *shared.def.write().unwrap_or_else(|e| e.into_inner()) = def;
                 shared.kick.notify_one();
                 Ok(false)
             }
             None => {
-                // Only records committed after creation are forwarded (§8.1).
-                let head = source.state(false).await.map_err(PutError::Topic)?.head_seq;
+                // Only records committed after creation are forwarded (§8.1); no copy of
+                // this router is in the dest yet.
+                let pos = Position {
+                    cursor: source.state(false).await.map_err(PutError::Topic)?.head_seq,
+                    forwarded_total: 0,
+                    dest_mark: dest.state(false).await.map_err(PutError::Topic)?.head_seq,
+                };
                 let id = self.registry.allocate_id();
-                self.log_def(id, name, &def, head, 0).await?;
-                self.start(id, Arc::from(name), def, head, 0);
+                self.log_def(id, name, &def, pos).await?;
+                self.start(id, Arc::from(name), def, pos);
                 Ok(true)
             }
         }
@@ -97,12 +96,11 @@ impl Routers {
         id: u64,
         name: &str,
         def: &RouterDef,
-        cursor: u64,
-        total: u64,
+        pos: Position,
     ) -> Result<(), PutError> {
         let json = def_to_json(def).to_string();
         let mut buf = Vec::new();
-        frame::encode_router_def(&mut buf, id, name, json.as_bytes(), cursor, total);
+        frame::encode_router_def(&mut buf, id, name, json.as_bytes(), pos);
         self.log(name, buf).await.map_err(PutError::Topic)
     }
 }

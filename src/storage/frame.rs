@@ -108,16 +108,14 @@ pub enum Frame {
         router_id: u64,
         name: String,
         def: Bytes,
-        cursor: u64,
-        forwarded_total: u64,
+        pos: crate::model::router::Position,
     },
     /// A router removed; every frame of this id is dead.
     RouterDelete { router_id: u64 },
     /// A router consumed its source up to `cursor`.
     RouterCursor {
         router_id: u64,
-        cursor: u64,
-        forwarded_total: u64,
+        pos: crate::model::router::Position,
     },
 }
 

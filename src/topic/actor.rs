@@ -167,7 +167,14 @@ impl Actor {
     async fn handle(&mut self, cmd: Command) -> std::ops::ControlFlow<()> {
         use std::ops::ControlFlow::{Break, Continue};
         match cmd {
-            Command::Append { req, reply } => self.on_append(req, reply),
+            Command::Append { req, reply } => self.on_append(req, 0, reply),
+            Command::Holes { count, reply } => {
+                let req = super::AppendRequest {
+                    records: Vec::new(),
+                    idempotency_key: None,
+                };
+                self.on_append(req, count, reply)
+            }
             Command::Read { req, reply } => {
                 let _ = reply.send(self.read(&req));
             }

@@ -4,6 +4,7 @@
 use super::actor::Actor;
 use super::idempotency::IdemEntry;
 use super::{AppendOk, AppendRequest, Reply, TopicError};
+use crate::model::loss::LossReason;
 use crate::model::record::{Record, RecordDraft};
 use crate::model::topic_config::{Discard, Durability};
 use crate::storage::frame;
@@ -15,6 +16,8 @@ use tokio::sync::oneshot;
 /// A write whose seqs are assigned but which is not yet visible.
 pub(super) struct Pending {
     pub records: Vec<Record>,
+    /// Source-trim hole seqs (`first_seq..first_seq + holes`) ahead of the records.
+    pub holes: u64,
     pub first_seq: u64,
     pub last_seq: u64,
     pub bytes: u64,
@@ -52,9 +55,12 @@ fn commit_for(class: Durability) -> Commit {
 }
 
 impl Actor {
+    /// Assign seqs to `holes` hole seqs (a router's source-trim holes, contract §8.3)
+    /// followed by the request's records, and submit them as one write.
     pub(super) fn on_append(
         &mut self,
         req: AppendRequest,
+        holes: u64,
         reply: Reply<Result<AppendOk, TopicError>>,
     ) {
         if self.ctx.wal.health().is_poisoned() && self.config.durability.uses_wal() {
@@ -71,7 +77,7 @@ impl Actor {
         }
         let n = req.records.len() as u64;
         let first = self.assigned_seq + 1;
-        let last = self.assigned_seq + n;
+        let last = self.assigned_seq + holes + n;
         let ts = self.ctx.clock.now_ms().max(self.last_ts);
         let class = self.config.durability;
         let needs_ceiling = class.reserves_seqs() && last > self.durable_ceiling;
@@ -84,7 +90,7 @@ impl Actor {
             }
         }
         let t0 = Instant::now();
-        let wait = match self.submit_append(&req, first, ts) {
+        let wait = match self.submit_append(&req, first, holes, ts) {
             Ok(w) => w,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -98,7 +104,7 @@ impl Actor {
             .records
             .into_iter()
             .enumerate()
-            .map(|(i, d)| d.into_record(first + i as u64, ts))
+            .map(|(i, d)| d.into_record(first + holes + i as u64, ts))
             .collect();
         let submitted = wait.as_ref().map(|_| Instant::now());
         self.pending_records += n;
@@ -106,6 +112,7 @@ impl Actor {
         self.ctx.total_bytes.fetch_add(incoming, Ordering::Relaxed);
         self.pending.push_back(Pending {
             records,
+            holes,
             first_seq: first,
             last_seq: last,
             bytes: incoming,
@@ -120,12 +127,14 @@ impl Actor {
         self.publish_ready();
     }
 
-    /// Encode the batch as one Append frame and hand it to the topic's WAL shard (nothing for
-    /// `ephemeral`); the receiver resolves at the covering sync for class `fsync`.
+    /// Encode the batch as one Append frame (after a source-trim LossRange frame for the
+    /// holes, if any, in the same submission) and hand it to the topic's WAL shard (nothing
+    /// for `ephemeral`); the receiver resolves at the covering sync for class `fsync`.
     fn submit_append(
         &self,
         req: &AppendRequest,
         first: u64,
+        holes: u64,
         ts: i64,
     ) -> Result<Option<oneshot::Receiver<SyncResult>>, TopicError> {
         let class = self.config.durability;
@@ -138,8 +147,14 @@ impl Actor {
             .map(|r| r.payload_bytes() as usize + 16)
             .sum();
         let mut buf = Vec::with_capacity(64 + size);
-        let key = req.idempotency_key.as_deref();
-        frame::encode_append(&mut buf, self.id, first, ts, key, &req.records);
+        if holes > 0 {
+            let (to, code) = (first + holes - 1, LossReason::SourceTrim.code());
+            frame::encode_loss_range(&mut buf, self.id, first, to, code);
+        }
+        if !req.records.is_empty() {
+            let key = req.idempotency_key.as_deref();
+            frame::encode_append(&mut buf, self.id, first + holes, ts, key, &req.records);
+        }
         self.ctx
             .wal
             .submit(self.shard, buf, commit_for(class))
@@ -256,6 +271,11 @@ impl Actor {
     }
 
     fn publish(&mut self, p: Pending) {
+        if p.holes > 0 {
+            let to = p.first_seq + p.holes - 1;
+            let reason = LossReason::SourceTrim.as_str();
+            self.store.add_loss_range(p.first_seq, to, reason);
+        }
         let ts = p.records.first().map(|r| r.ts);
         for r in p.records {
             self.store.push(r);
@@ -270,7 +290,7 @@ impl Actor {
             self.head_tx.send_replace(self.head_seq);
         }
         let ok = AppendOk {
-            first_seq: p.first_seq,
+            first_seq: p.first_seq + p.holes,
             last_seq: p.last_seq,
             head_seq: self.head_seq,
             wal_append_ms: p.wal_append_ms,

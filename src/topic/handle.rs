@@ -52,6 +52,12 @@ impl TopicHandle {
         self.call(|reply| Command::Append { req, reply }).await?
     }
 
+    /// Issue `count` hole seqs that read as a `source_trim` loss: a router's dest standing
+    /// for source records lost before they were forwarded (contract §8.3).
+    pub async fn append_holes(&self, count: u64) -> Result<AppendOk, TopicError> {
+        self.call(|reply| Command::Holes { count, reply }).await?
+    }
+
     pub async fn read(&self, req: ReadRequest) -> Result<ReadResult, TopicError> {
         self.call(|reply| Command::Read { req, reply }).await
     }

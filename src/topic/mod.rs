@@ -182,6 +182,11 @@ pub(crate) enum Command {
         req: AppendRequest,
         reply: Reply<Result<AppendOk, TopicError>>,
     },
+    /// Source-trim hole seqs (contract §8.3), ordered with the appends around them.
+    Holes {
+        count: u64,
+        reply: Reply<Result<AppendOk, TopicError>>,
+    },
     Read {
         req: ReadRequest,
         reply: Reply<ReadResult>,

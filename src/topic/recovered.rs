@@ -24,6 +24,9 @@ pub struct RecoveredTopic {
     pub ceiling: u64,
     /// Highest recovered record seq (evicted or deleted records included).
     pub max_record_seq: u64,
+    /// Highest source-trim hole seq recovered. Kept apart from `max_record_seq`: a snapshot
+    /// lists its loss ranges before its records, which must not look replayed already.
+    max_hole_seq: u64,
     /// Set where skipped WAL damage may have held this topic's records: the seq the damage
     /// follows and how many records it may have held. The next record read settles it.
     damage_from: Option<(u64, u64)>,
@@ -40,6 +43,7 @@ impl RecoveredTopic {
             idempotency: IdemTable::default(),
             ceiling: 0,
             max_record_seq: 0,
+            max_hole_seq: 0,
             damage_from: None,
         }
     }
@@ -60,9 +64,9 @@ impl RecoveredTopic {
         if matches!(
             self.config.durability,
             Durability::Disk | Durability::Memory
-        ) && self.ceiling > self.max_record_seq
+        ) && self.ceiling > self.issued()
         {
-            self.add_loss(self.max_record_seq + 1, self.ceiling, LossReason::Crash);
+            self.add_loss(self.issued() + 1, self.ceiling, LossReason::Crash);
         }
     }
 
@@ -85,7 +89,12 @@ impl RecoveredTopic {
 
     /// The head after restart: at or above every seq ever issued (§3.2).
     pub fn head_seq(&self) -> u64 {
-        self.ceiling.max(self.max_record_seq)
+        self.ceiling.max(self.issued())
+    }
+
+    /// The highest seq read back as issued: a record's or a hole's.
+    fn issued(&self) -> u64 {
+        self.max_record_seq.max(self.max_hole_seq)
     }
 
     /// Replay one write batch; records at or below what is held are ignored so a frame
@@ -200,7 +209,7 @@ impl RecoveryBuilder {
                     let mapped =
                         shard.is_none_or(|(s, n)| crate::storage::shard_of(&t.name, n) == s);
                     if mapped && t.config.durability.uses_wal() {
-                        let from = t.damage_from.map_or(t.max_record_seq, |d| d.0);
+                        let from = t.damage_from.map_or(t.issued(), |d| d.0);
                         let max = t.damage_from.map_or(0, |d| d.1) + max_records;
                         t.damage_from = Some((from, max));
                     }
@@ -277,25 +286,20 @@ impl RecoveryBuilder {
                 router_id,
                 name,
                 def,
-                cursor,
-                forwarded_total,
+                pos,
             } => {
                 self.max_id = self.max_id.max(router_id);
-                self.routers
-                    .define(router_id, name, def, cursor, forwarded_total);
+                self.routers.define(router_id, name, def, pos);
             }
             Frame::RouterDelete { router_id } => self.routers.remove(router_id),
-            Frame::RouterCursor {
-                router_id,
-                cursor,
-                forwarded_total,
-            } => self.routers.advance(router_id, cursor, forwarded_total),
+            Frame::RouterCursor { router_id, pos } => self.routers.advance(router_id, pos),
             _ => {}
         }
     }
 
-    /// Frames only snapshots hold: records with explicit seqs, idempotency entries, segment
-    /// descriptions, loss ranges and the end marker.
+    /// Frames snapshots hold: records with explicit seqs, idempotency entries, segment
+    /// descriptions, loss ranges and the end marker (source-trim loss ranges are also
+    /// written to the WAL, when a router issues hole seqs).
     fn apply_snapshot_frame(&mut self, frame: Frame) -> Result<(), String> {
         match frame {
             Frame::Records { topic_id, records } => {
@@ -325,6 +329,11 @@ impl RecoveryBuilder {
                 let reason = LossReason::from_code(reason)
                     .ok_or_else(|| format!("unknown loss reason code {reason}"))?;
                 if let Some(t) = self.topic(topic_id) {
+                    if reason == LossReason::SourceTrim {
+                        // Holes a router issued: seqs issued like a record's.
+                        t.settle_damage(from);
+                        t.max_hole_seq = t.max_hole_seq.max(to);
+                    }
                     t.add_loss(from, to, reason);
                 }
             }

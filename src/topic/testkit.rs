@@ -200,4 +200,6 @@ const ROUTER_PARAMS: crate::router::RouterParams = crate::router::RouterParams {
     max_hops: 8,
     batch: 1024,
     retry_ms: 50,
+    max_meta_bytes: 0,
+    max_record_bytes: 0,
 };

@@ -140,3 +140,77 @@ async fn fsync_records_are_visible_in_seq_order_under_concurrency() {
     }
     let _ = std::fs::remove_dir_all(&h.dir);
 }
+
+async fn read_from(t: &TopicHandle, from_seq: u64) -> super::ReadResult {
+    let req = ReadRequest {
+        from_seq,
+        limit: 100,
+        budget_bytes: 1 << 20,
+        skip_nodes: Vec::new(),
+        include_meta: true,
+    };
+    t.read(req).await.unwrap()
+}
+
+/// Source-trim holes (§8.3): seqs of their own between records, read as one `source_trim`
+/// tombstone, kept across a restart (from the WAL) and a checkpoint (from the snapshot).
+#[tokio::test]
+async fn holes_take_seqs_and_read_as_a_source_trim_tombstone_across_restarts() {
+    for (class, checkpoint) in [(Durability::Fsync, false), (Durability::Disk, true)] {
+        let mut h = Harness::start(temp_dir("holes"), ManualClock::new(1));
+        let (t, _) = h.registry.get_or_create("t", config(class)).await.unwrap();
+        write(&t, 3).await;
+        let ok = t.append_holes(5).await.unwrap();
+        assert_eq!((ok.first_seq, ok.last_seq), (9, 8), "{class:?}");
+        assert_eq!(write(&t, 2).await, 10);
+        drop(t);
+        if checkpoint {
+            h.checkpoint().await;
+        }
+        h = h.restart(true).await;
+        let t = h.registry.get("t").unwrap();
+        let first = read_from(&t, 0).await;
+        let seqs: Vec<u64> = first.records.iter().map(|r| r.seq).collect();
+        assert_eq!((seqs, first.next_from_seq), (vec![1, 2, 3], 3), "{class:?}");
+        let gap = read_from(&t, 3).await;
+        let tomb = gap.tombstone.expect("a tombstone over the holes");
+        assert_eq!(
+            (tomb.gap_from, tomb.gap_to, tomb.reason),
+            (4, 8, "source_trim")
+        );
+        let seqs: Vec<u64> = gap.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [9, 10], "{class:?}");
+        assert_eq!(write(&t, 1).await, 11, "{class:?}: no seq issued twice");
+        let _ = std::fs::remove_dir_all(&h.dir);
+    }
+}
+
+/// Holes at the tail still count as issued after a restart, in every class.
+#[tokio::test]
+async fn holes_at_the_tail_are_never_reissued_after_a_restart() {
+    for class in [Durability::Fsync, Durability::Disk, Durability::Memory] {
+        for graceful in [true, false] {
+            let mut h = Harness::start(temp_dir("tail-holes"), ManualClock::new(1));
+            let (t, _) = h.registry.get_or_create("t", config(class)).await.unwrap();
+            write(&t, 2).await;
+            assert_eq!(t.append_holes(4).await.unwrap().last_seq, 6);
+            drop(t);
+            // Let the lazily logged hole frame reach the file before the simulated crash.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            h = h.restart(graceful).await;
+            let t = h.registry.get("t").unwrap();
+            let next = write(&t, 1).await;
+            assert!(
+                next > 6,
+                "{class:?} graceful={graceful}: seq {next} reissued"
+            );
+            let tomb = read_from(&t, 2).await.tombstone.expect("holes reported");
+            assert_eq!(
+                (tomb.gap_from, tomb.reason),
+                (3, "source_trim"),
+                "{class:?}"
+            );
+            let _ = std::fs::remove_dir_all(&h.dir);
+        }
+    }
+}

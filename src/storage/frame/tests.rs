@@ -283,11 +283,19 @@ fn a_sync_frame_with_a_bad_magic_or_flag_is_corrupt() {
     }
 }
 
+fn pos(cursor: u64, forwarded_total: u64, dest_mark: u64) -> crate::model::router::Position {
+    crate::model::router::Position {
+        cursor,
+        forwarded_total,
+        dest_mark,
+    }
+}
+
 #[test]
 fn router_frames_round_trip() {
     let mut out = Vec::new();
-    encode_router_def(&mut out, 3, "a->b", br#"{"source":"a"}"#, 41, 40);
-    encode_router_cursor(&mut out, 3, 57, 52);
+    encode_router_def(&mut out, 3, "a->b", br#"{"source":"a"}"#, pos(41, 40, 7));
+    encode_router_cursor(&mut out, 3, pos(57, 52, 9));
     encode_router_delete(&mut out, 3);
     assert_eq!(
         all_frames(&Bytes::from(out)),
@@ -296,13 +304,11 @@ fn router_frames_round_trip() {
                 router_id: 3,
                 name: "a->b".into(),
                 def: Bytes::from_static(br#"{"source":"a"}"#),
-                cursor: 41,
-                forwarded_total: 40,
+                pos: pos(41, 40, 7),
             },
             Frame::RouterCursor {
                 router_id: 3,
-                cursor: 57,
-                forwarded_total: 52,
+                pos: pos(57, 52, 9),
             },
             Frame::RouterDelete { router_id: 3 },
         ]
@@ -311,16 +317,39 @@ fn router_frames_round_trip() {
 
 #[test]
 fn router_cursor_golden_bytes() {
-    // len 25 | crc | kind 17 | router id 2 | cursor 9 | forwarded_total 4 (all little-endian).
+    // len 33 | crc | kind 17 | router id 2 | cursor 9 | forwarded_total 4 | dest mark 6
+    // (all little-endian).
     let mut out = Vec::new();
-    encode_router_cursor(&mut out, 2, 9, 4);
+    encode_router_cursor(&mut out, 2, pos(9, 4, 6));
+    let body: Vec<u8> = [17u8]
+        .into_iter()
+        .chain(2u64.to_le_bytes())
+        .chain(9u64.to_le_bytes())
+        .chain(4u64.to_le_bytes())
+        .chain(6u64.to_le_bytes())
+        .collect();
+    assert_eq!(&out[..4], &33u32.to_le_bytes());
+    assert_eq!(&out[4..8], &crc32fast::hash(&body).to_le_bytes());
+    assert_eq!(&out[8..], &body[..]);
+}
+
+/// A cursor frame written before the dest mark existed (no third field) reads as mark 0.
+#[test]
+fn a_router_cursor_without_a_dest_mark_reads_as_mark_zero() {
     let body: Vec<u8> = [17u8]
         .into_iter()
         .chain(2u64.to_le_bytes())
         .chain(9u64.to_le_bytes())
         .chain(4u64.to_le_bytes())
         .collect();
-    assert_eq!(&out[..4], &25u32.to_le_bytes());
-    assert_eq!(&out[4..8], &crc32fast::hash(&body).to_le_bytes());
-    assert_eq!(&out[8..], &body[..]);
+    let mut out = (body.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    assert_eq!(
+        all_frames(&Bytes::from(out)),
+        vec![Frame::RouterCursor {
+            router_id: 2,
+            pos: pos(9, 4, 0),
+        }]
+    );
 }

@@ -48,10 +48,7 @@ fn body_checks_run_in_contract_order() {
     bad("r", json!({"source":"a","dest":"b/"}));
     bad("r", json!({"source":"a"}));
     bad("r", json!({"source":"a","dest":"b","allow_cycle":"yes"}));
-    let e = bad(
-        "r",
-        json!({"source":"a","dest":"b","guarantee":"exactly_once"}),
-    );
+    let e = bad("r", json!({"source":"a","dest":"b","guarantee":"twice"}));
     assert_eq!(e["detail"]["field"], "guarantee");
     // None of the refused bodies created a topic or a router.
     assert_eq!(s.get("/v0/topics").expect(200)["topics"], json!([]));

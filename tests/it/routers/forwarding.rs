@@ -146,3 +146,48 @@ fn a_dest_read_first_drives_its_routers_to_the_source_head() {
     s.write("src", crate::harness::records(800));
     assert_eq!(s.state("dst")["head_seq"], 1600);
 }
+
+/// Source trim (§8.3): records the source evicted before the router consumed them become
+/// one hole seq each in the dest, read there as a `source_trim` tombstone and accounted in
+/// `forwarded_total`; nothing after them is lost.
+#[test]
+fn records_the_source_evicted_before_forwarding_become_source_trim_holes() {
+    let s = Server::start();
+    s.create(
+        "dst",
+        config_with(json!({"cap_records":1,"discard":"reject"})),
+    );
+    s.create("src", config_with(json!({"cap_records":5})));
+    put_router(&s, "r", json!({"source":"src","dest":"dst"})).expect(201);
+    s.write("src", json!([{"data": 0}]));
+    assert_eq!(drive(&s, "r")["forwarded_total"], 1);
+    // The dest is full, so the router waits while the source evicts seqs 2..=16.
+    let more: Vec<Value> = (1..=20).map(|i| json!({"data": i})).collect();
+    s.write("src", Value::Array(more));
+    s.create(
+        "dst",
+        config_with(json!({"cap_records":0,"discard":"reject"})),
+    );
+    assert_eq!(drive(&s, "r")["forwarded_total"], 1 + 15 + 5);
+    let d = s.diff("dst", json!({"from_seq": 1}));
+    let t = &d["tombstone"];
+    assert_eq!(
+        (&t["gap_from"], &t["gap_to"], &t["reason"]),
+        (&json!(2), &json!(16), &json!("source_trim")),
+        "{d}"
+    );
+    let data: Vec<&Value> = d["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["data"])
+        .collect();
+    assert_eq!(
+        data,
+        [16, 17, 18, 19, 20]
+            .map(|i| json!(i))
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(s.state("dst")["head_seq"], 21);
+}

@@ -3,6 +3,7 @@
 //! across SIGTERM and kill -9 restarts.
 
 mod api;
+mod exactly_once;
 mod forwarding;
 mod restart;
 

@@ -132,10 +132,12 @@ fn the_one_rewind_check_can_fail() {
 }
 
 /// The cursor frame follows each forwarded batch into the WAL (no checkpoint runs here), so
-/// a router that had caught up before a kill -9 forwards nothing twice.
+/// a router that had caught up before a kill -9 forwards nothing twice (at-least-once).
 #[test]
 fn kill9_after_the_router_caught_up_forwards_nothing_twice() {
     let mut s = Server::start();
+    // An fsync dest has no crash range of its own, so its first tombstone is the holes'.
+    s.create("dst", config_with(json!({"durability":"fsync"})));
     put_router(&s, "r", json!({"source":"src","dest":"dst"})).expect(201);
     for i in 0..5 {
         s.write("src", json!([{"data": 2 * i}, {"data": 2 * i + 1}]));
@@ -144,8 +146,18 @@ fn kill9_after_the_router_caught_up_forwards_nothing_twice() {
     // The last cursor frame rides the next WAL group, well within this.
     std::thread::sleep(std::time::Duration::from_millis(100));
     s.crash_restart();
-    assert_eq!(drive(&s, "r")["forwarded_total"], 10);
+    // The source's unsynced reservation reads as a crash range; the router passes it on
+    // as that many source-trim holes (accounted, §8.2), and copies nothing twice.
+    let crash = s.diff("src", json!({"from_seq": 10}))["tombstone"].clone();
+    assert_eq!(crash["reason"], "crash", "{crash}");
+    let holes = crash["gap_to"].as_u64().unwrap() - 10;
+    assert_eq!(drive(&s, "r")["forwarded_total"], 10 + holes);
     assert_eq!(data_of(&s, "dst"), ints(0..10));
+    let trim = s.diff("dst", json!({"from_seq": 10}))["tombstone"].clone();
+    assert_eq!(
+        (&trim["reason"], &trim["missed_estimate"]),
+        (&json!("source_trim"), &json!(holes))
+    );
 }
 
 /// Definitions and removals are synced before they are answered, so a kill -9 right after
