@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod browser;
 mod checkpoints;
 mod cli;
 mod corruption;
