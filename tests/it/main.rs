@@ -29,4 +29,5 @@ mod soak;
 mod transport;
 mod wal_damage;
 mod watch;
+mod watch_long_id;
 mod write;
