@@ -11,8 +11,8 @@
 //! bite: a stale `Last-Event-ID` (rewritten by the relay) must produce duplicates, a stripped
 //! one must produce a gap.
 //!
-//! Chromium and ChromeDriver come from Debian (`chromium`, `chromium-driver`); the paths can be
-//! overridden with `TOPICS_CHROMIUM` and `TOPICS_CHROMEDRIVER`. Without them the test prints
+//! Chromium and ChromeDriver come from Debian (`chromium`, `chromium-driver`: `/usr/bin`, else
+//! looked up on `PATH`); `TOPICS_CHROMIUM` and `TOPICS_CHROMEDRIVER` override the paths. Without them the test prints
 //! `browser: skipped: chromium not installed` and passes, unless `TOPICS_REQUIRE_BROWSER=1`
 //! (set by `.ci/run`) turns the skip into a failure.
 
@@ -40,9 +40,17 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// (chromium, chromedriver), or `None` after printing why the test is skipped.
 fn tools() -> Option<(PathBuf, PathBuf)> {
+    // `$VAR` if set, else the Debian path, else the first `name` on `PATH`.
     let find = |var: &str, default: &str| {
-        let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
-        path.is_file().then_some(path)
+        if let Some(path) = std::env::var_os(var) {
+            let path = PathBuf::from(path);
+            return path.is_file().then_some(path);
+        }
+        let name = Path::new(default).file_name().unwrap();
+        let path_dirs = std::env::var_os("PATH").unwrap_or_default();
+        std::iter::once(PathBuf::from(default))
+            .chain(std::env::split_paths(&path_dirs).map(|d| d.join(name)))
+            .find(|p| p.is_file())
     };
     match (
         find("TOPICS_CHROMIUM", "/usr/bin/chromium"),
