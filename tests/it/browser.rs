@@ -12,9 +12,9 @@
 //! one must produce a gap.
 //!
 //! Chromium and ChromeDriver come from Debian (`chromium`, `chromium-driver`: `/usr/bin`, else
-//! looked up on `PATH`); `TOPICS_CHROMIUM` and `TOPICS_CHROMEDRIVER` override the paths. Without them the test prints
-//! `browser: skipped: chromium not installed` and passes, unless `TOPICS_REQUIRE_BROWSER=1`
-//! (set by `.ci/run`) turns the skip into a failure.
+//! looked up on `PATH`); `TOPICS_CHROMIUM` and `TOPICS_CHROMEDRIVER` override the paths.
+//! Without them the test prints `browser: skipped: chromium not installed` and passes, unless
+//! `TOPICS_REQUIRE_BROWSER=1` (set by `.ci/run`) turns the skip into a failure.
 
 use crate::harness::http::{self, Response};
 use crate::harness::{Server, TempDir};
@@ -239,8 +239,9 @@ impl Drop for Browser {
 // ---------------------------------------------------------------------------------------------
 
 /// What the relay does to a `Last-Event-ID` request header on its way to the server.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 enum LastEventId {
+    #[default]
     Pass,
     Strip,
     Replace(String),
@@ -258,7 +259,7 @@ struct RelayState {
     conns: Mutex<Vec<Conn>>,
     /// Every request head the browser sent, as sent (before any rewrite).
     heads: Mutex<Vec<String>>,
-    mode: Mutex<Option<LastEventId>>,
+    mode: Mutex<LastEventId>,
     /// Server bytes swallowed while frozen, per connection (raw HTTP/1.1, chunked).
     swallowed: Mutex<BTreeMap<usize, Vec<u8>>>,
     stop: AtomicBool,
@@ -325,7 +326,7 @@ impl Relay {
     }
 
     fn set_mode(&self, mode: LastEventId) {
-        *self.state.mode.lock().unwrap() = Some(mode);
+        *self.state.mode.lock().unwrap() = mode;
     }
 
     /// The heads of the stream GETs for `wid`, in arrival order.
@@ -372,13 +373,69 @@ fn pump_up(mut client: TcpStream, mut server: TcpStream, st: &RelayState) {
             let head = String::from_utf8_lossy(&head).into_owned();
             st.heads.lock().unwrap().push(head.clone());
             let mode = st.mode.lock().unwrap().clone();
-            let out = rewrite_head(&head, mode.as_ref().unwrap_or(&LastEventId::Pass));
+            let mut out = rewrite_head(&head, &mode);
+            if !head.starts_with("GET /v0/watch/") {
+                // One response per connection, so `pump_down` only ever tracks one.
+                out = force_close(&out);
+            }
             if server.write_all(out.as_bytes()).is_err() {
                 return;
             }
         }
     }
     let _ = server.shutdown(Shutdown::Write);
+}
+
+/// Where a response stream stands, so the relay starts swallowing only at a chunk boundary (a
+/// whole number of SSE frames forwarded, none cut in two). Each connection carries a single
+/// response: the relay asks for `Connection: close` on everything but stream GETs.
+#[derive(Default)]
+struct Chunks {
+    /// The last bytes of the response head read so far; `None` once it ended.
+    head: Option<Vec<u8>>,
+    size_line: Vec<u8>,
+    /// Bytes left of the current chunk, its CRLF included.
+    left: usize,
+}
+
+impl Chunks {
+    fn new() -> Chunks {
+        Chunks {
+            head: Some(Vec::new()),
+            ..Chunks::default()
+        }
+    }
+
+    fn at_boundary(&self) -> bool {
+        self.head.is_none() && self.left == 0 && self.size_line.is_empty()
+    }
+
+    /// Consume `buf` up to the next chunk boundary (or all of it); returns the bytes consumed.
+    fn advance(&mut self, buf: &[u8]) -> usize {
+        for (i, &b) in buf.iter().enumerate() {
+            if let Some(head) = &mut self.head {
+                head.push(b);
+                if head.ends_with(b"\r\n\r\n") {
+                    self.head = None;
+                    return i + 1;
+                }
+            } else if self.left > 0 {
+                let take = self.left.min(buf.len() - i);
+                self.left -= take;
+                return i + take;
+            } else {
+                self.size_line.push(b);
+                if self.size_line.ends_with(b"\r\n") {
+                    let line = String::from_utf8_lossy(&self.size_line).into_owned();
+                    let hex = line.split(';').next().unwrap_or_default().trim();
+                    // The last chunk (`0`) is followed by a CRLF only (no trailers here).
+                    self.left = usize::from_str_radix(hex, 16).unwrap_or(0) + 2;
+                    self.size_line.clear();
+                }
+            }
+        }
+        buf.len()
+    }
 }
 
 fn pump_down(
@@ -389,19 +446,29 @@ fn pump_down(
     st: &RelayState,
 ) {
     let mut buf = [0u8; 64 * 1024];
-    loop {
+    let mut chunks = Chunks::new();
+    let mut swallowing = false;
+    'read: loop {
         let n = match server.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if frozen.load(Ordering::SeqCst) {
-            let mut swallowed = st.swallowed.lock().unwrap();
-            swallowed
-                .entry(conn)
-                .or_default()
-                .extend_from_slice(&buf[..n]);
-        } else if client.write_all(&buf[..n]).is_err() {
-            break;
+        let mut at = 0;
+        while at < n {
+            swallowing |= frozen.load(Ordering::SeqCst) && chunks.at_boundary();
+            if swallowing {
+                let mut swallowed = st.swallowed.lock().unwrap();
+                swallowed
+                    .entry(conn)
+                    .or_default()
+                    .extend_from_slice(&buf[at..n]);
+                break;
+            }
+            let k = chunks.advance(&buf[at..n]);
+            if client.write_all(&buf[at..at + k]).is_err() {
+                break 'read;
+            }
+            at += k;
         }
     }
     let _ = client.shutdown(Shutdown::Both);
@@ -423,6 +490,20 @@ fn rewrite_head(head: &str, mode: &LastEventId) -> String {
     out
 }
 
+/// `head` asking the server to close the connection after its response.
+fn force_close(head: &str) -> String {
+    let mut out: String = head
+        .split_inclusive("\r\n")
+        .filter(|line| {
+            !line
+                .split_once(':')
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
+        })
+        .collect();
+    out.insert_str(out.len() - 2, "Connection: close\r\n");
+    out
+}
+
 fn header_of(head: &str, name: &str) -> Option<String> {
     head.split("\r\n").find_map(|line| {
         let (k, v) = line.split_once(':')?;
@@ -432,8 +513,8 @@ fn header_of(head: &str, name: &str) -> Option<String> {
     })
 }
 
-/// SSE events in raw server bytes that start at a chunk boundary (a response head, if any, is
-/// skipped); an incomplete tail is ignored.
+/// SSE events in raw server bytes that start at a chunk boundary (as the relay swallows them);
+/// a response head, if any, is skipped and an incomplete tail ignored.
 fn sse_events(raw: &[u8]) -> Vec<Ev> {
     let mut rest = match find(raw, b"\r\n\r\n") {
         Some(end) if raw.starts_with(b"HTTP/1.1") => &raw[end + 4..],
@@ -980,6 +1061,27 @@ fn audit_reports_gaps_duplicates_and_disorder() {
         cursors(&id),
         BTreeMap::from([("a".into(), 1), ("b".into(), 22)])
     );
+    assert_eq!(
+        force_close("GET / HTTP/1.1\r\nConnection: keep-alive\r\nA: b\r\n\r\n"),
+        "GET / HTTP/1.1\r\nA: b\r\nConnection: close\r\n\r\n"
+    );
+    // Chunk boundaries are found however the bytes are split across reads.
+    let raw = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n";
+    for step in 1..raw.len() {
+        let (mut chunks, mut boundaries, mut at) = (Chunks::new(), Vec::new(), 0);
+        for piece in raw.chunks(step) {
+            let mut i = 0;
+            while i < piece.len() {
+                i += chunks.advance(&piece[i..]);
+                if chunks.at_boundary() {
+                    boundaries.push(at + i);
+                }
+            }
+            at += piece.len();
+        }
+        boundaries.dedup();
+        assert_eq!(boundaries, [25, 35, 43, 48], "step {step}");
+    }
     let head = "GET /x HTTP/1.1\r\nHost: h\r\nlast-event-id: abc\r\n\r\n";
     assert_eq!(header_of(head, "Last-Event-ID").as_deref(), Some("abc"));
     assert_eq!(
