@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod browser;
 mod checkpoints;
 mod cli;
 mod corruption;
@@ -28,4 +29,5 @@ mod soak;
 mod transport;
 mod wal_damage;
 mod watch;
+mod watch_long_id;
 mod write;
