@@ -107,18 +107,22 @@ struct Running {
 impl Running {
     /// Start periodic checkpoints and turn ready.
     fn begin(config: &Config, state: &AppState, started: Started, fs: Arc<dyn Fs>) -> Running {
-        let (registry, wal, last_snapshot, segments, routers) = started;
+        let (registry, wal, last_snapshot, segments, routers, queues) = started;
         let checkpointer = Arc::new(Checkpointer::new(
             registry.clone(),
             routers.clone(),
+            queues.clone(),
             wal.clone(),
             config.server.data_dir.clone(),
-            last_snapshot,
-            segments,
+            crate::checkpoint::PrevSnapshot {
+                number: last_snapshot,
+                segments,
+            },
             fs,
         ));
         let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(config)));
         state.set_routers(routers.clone());
+        state.set_queues(queues);
         state.set_ready(registry.clone());
         tracing::info!(topics = registry.len(), "ready");
         crate::ops::systemd::ready(registry.len());
@@ -262,6 +266,7 @@ type Started = (
     u64,
     std::collections::HashSet<String>,
     Arc<crate::router::Routers>,
+    Arc<crate::queue::Queues>,
 );
 
 /// Replay, then start the WAL and every topic actor.
@@ -336,16 +341,27 @@ async fn start(
     });
     let (damaged_records, damaged_segments) = rec.damaged;
     ctx.integrity.add(damaged_records, damaged_segments);
+    let mut topics = topics;
+    // Lease state goes to the queue set; the topic actors never see it.
+    let queue_states: Vec<_> = topics
+        .iter_mut()
+        .filter(|t| !t.queue.is_empty())
+        .map(|t| (t.name.clone(), std::mem::take(&mut t.queue)))
+        .collect();
+    let clock = ctx.clock.clone();
     let registry = Arc::new(Registry::new(ctx, config.limits.max_topics));
     registry.install(topics, next_id);
     let routers = crate::router::Routers::new(registry.clone(), router_params(config));
     routers.install(rec.routers);
+    let queues = crate::queue::Queues::new(registry.clone(), clock);
+    queues.install(queue_states).await;
     Ok((
         registry,
         wal,
         rec.snapshot_number,
         rec.segment_files,
         routers,
+        queues,
     ))
 }
 

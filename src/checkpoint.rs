@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 pub struct Checkpointer {
     registry: Arc<Registry>,
     routers: Arc<crate::router::Routers>,
+    queues: Arc<crate::queue::Queues>,
     wal: Wal,
     data_dir: PathBuf,
     /// Number the next snapshot gets.
@@ -47,24 +48,31 @@ pub struct Schedule {
     pub check_interval: Duration,
 }
 
+/// The snapshot recovery started from: its number and the segment files it referred to.
+pub struct PrevSnapshot {
+    pub number: u64,
+    pub segments: HashSet<String>,
+}
+
 impl Checkpointer {
     pub fn new(
         registry: Arc<Registry>,
         routers: Arc<crate::router::Routers>,
+        queues: Arc<crate::queue::Queues>,
         wal: Wal,
         data_dir: PathBuf,
-        last_number: u64,
-        prev_segments: HashSet<String>,
+        prev: PrevSnapshot,
         fs: Arc<dyn Fs>,
     ) -> Self {
         Self {
             fs,
             registry,
             routers,
+            queues,
             wal,
             data_dir,
-            next_number: Arc::new(tokio::sync::Mutex::new(last_number + 1)),
-            prev_segments: Arc::new(std::sync::Mutex::new(prev_segments)),
+            next_number: Arc::new(tokio::sync::Mutex::new(prev.number + 1)),
+            prev_segments: Arc::new(std::sync::Mutex::new(prev.segments)),
         }
     }
 
@@ -89,6 +97,8 @@ impl Checkpointer {
         // After the barrier, so no cursor frame before it is newer (docs/STORAGE.md, Routers).
         let routers = self.routers.images();
         drop(router_cut);
+        // After the barrier, like router cursors: every lease event before it is in them.
+        let queues = self.queues.images().await;
         let images = topic_images(handles, exact).await;
         let referenced: HashSet<String> = images
             .iter()
@@ -112,6 +122,7 @@ impl Checkpointer {
             let end = (next_id, images.len() as u64);
             snapshot::write(&*fs, &dir, n, &barrier, end, |w| {
                 images.iter().try_for_each(|img| img.encode(w))?;
+                crate::queue::encode_images(&queues, w)?;
                 crate::router::encode_images(&routers, w)
             })
             .map_err(|e| (format!("writing snapshot {n}: {e}"), is_no_space(&e)))?;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod model;
 pub mod ops;
+pub mod queue;
 pub mod registry;
 pub mod router;
 pub mod server;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum CreateError {
     /// `max_topics` reached.
     Limit {

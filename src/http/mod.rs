@@ -7,10 +7,12 @@ mod delete;
 mod diff;
 pub mod fast;
 mod probes;
+mod queue;
 mod render;
 mod routers;
 mod topics;
 mod watch;
+mod work;
 mod write;
 
 use crate::clock::{Clock, ManualClock};
@@ -39,6 +41,8 @@ pub struct Shared {
     pub registry: OnceLock<Arc<Registry>>,
     /// Set with the registry, before ready.
     pub routers: OnceLock<Arc<crate::router::Routers>>,
+    /// Set with the registry, before ready.
+    pub queues: OnceLock<Arc<crate::queue::Queues>>,
     pub ready: AtomicBool,
     pub progress: Arc<ReplayProgress>,
     pub health: Arc<StorageHealth>,
@@ -59,6 +63,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 registry: OnceLock::new(),
                 routers: OnceLock::new(),
+                queues: OnceLock::new(),
                 ready: AtomicBool::new(false),
                 progress,
                 health,
@@ -111,6 +116,19 @@ impl AppState {
             .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
     }
 
+    pub fn set_queues(&self, queues: Arc<crate::queue::Queues>) {
+        let _ = self.inner.queues.set(queues);
+    }
+
+    /// The queue set; `503 not_ready` during replay, like `registry()`.
+    pub fn queues(&self) -> Result<&Arc<crate::queue::Queues>, ApiError> {
+        self.registry()?;
+        self.inner
+            .queues
+            .get()
+            .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
+    }
+
     pub fn set_ready(&self, registry: Arc<Registry>) {
         let _ = self.inner.registry.set(registry);
         self.inner.ready.store(true, Ordering::Release);
@@ -138,6 +156,11 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
         )
         .route("/v0/topics/{topic}/diff", post(diff::diff))
         .route("/v0/topics/{topic}/delete", post(delete::delete_records))
+        .route("/v0/topics/{topic}/claim", post(queue::claim))
+        .route("/v0/topics/{topic}/ack", post(queue::ack))
+        .route("/v0/topics/{topic}/nack", post(queue::nack))
+        .route("/v0/topics/{topic}/extend", post(queue::extend))
+        .route("/v0/topics/{topic}/work", get(work::work))
         .route("/v0/routers", get(routers::list))
         .route(
             "/v0/routers/{router}",

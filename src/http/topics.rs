@@ -110,8 +110,14 @@ pub async fn get_state(
         "last_write_ts": s.last_write_ts, "last_read_ts": s.last_read_ts,
     });
     if s.config.kind == TopicType::Queue {
-        // No leases exist yet, so every live task is ready.
-        body["queue"] = json!({ "ready": s.count, "in_flight": 0, "dead_lettered": 0 });
+        let q = state.queues()?.get(&topic).await;
+        let c = q.map_err(|e| super::queue::from_queue(&topic, e))?;
+        let c = c
+            .counters()
+            .await
+            .map_err(|e| super::queue::from_queue(&topic, e))?;
+        body["queue"] = json!({ "ready": c.ready, "in_flight": c.in_flight,
+            "dead_lettered": c.dead_lettered });
     }
     body["performance"] = performance(started, &[]);
     Ok(json_value(StatusCode::OK, &body))

@@ -194,7 +194,7 @@ pub async fn stream(
 }
 
 /// `Accept` absent, or naming `text/event-stream` or `*/*` (§9.2).
-fn accepts_event_stream(headers: &HeaderMap) -> bool {
+pub fn accepts_event_stream(headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(header::ACCEPT).iter().peekable();
     if values.peek().is_none() {
         return true;

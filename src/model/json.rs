@@ -7,6 +7,28 @@ pub mod records;
 
 use std::borrow::Cow;
 
+/// The top-level pairs of a JSON object in their order, or `None` when `raw` is not one.
+pub fn object_pairs(raw: &[u8]) -> Option<Vec<(String, Box<serde_json::value::RawValue>)>> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(String, Box<RawValue>)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(pair) = map.next_entry::<String, Box<RawValue>>()? {
+                out.push(pair);
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    de.deserialize_map(Pairs).ok()
+}
+
 /// Strip insignificant whitespace from valid JSON text. Returns the input unchanged (borrowed)
 /// when it is already compact, which is the common case for machine-written bodies.
 pub fn compact(raw: &[u8]) -> Cow<'_, [u8]> {

@@ -7,6 +7,7 @@ pub mod merge;
 pub mod name;
 pub mod predicate;
 pub mod priority;
+pub mod queue;
 pub mod read;
 pub mod record;
 pub mod router;

@@ -117,6 +117,26 @@ pub enum Frame {
         router_id: u64,
         pos: crate::model::router::Position,
     },
+    /// Permanent delete of exactly these seqs (queue acks and dead-letter moves).
+    DeleteSeqs { topic_id: u64, seqs: Vec<u64> },
+    /// A queue seq's lasting state (deliveries, lease, delay); the last one replayed wins.
+    QueueSeq {
+        topic_id: u64,
+        seq: u64,
+        state: crate::model::queue::SeqState,
+    },
+    /// A queue's counters.
+    QueueMeta {
+        topic_id: u64,
+        last_lease: u64,
+        dead_lettered: u64,
+    },
+    /// A dead-letter move of `seq` began while its dead-letter topic's head was `dlq_mark`.
+    DeadLetter {
+        topic_id: u64,
+        seq: u64,
+        dlq_mark: u64,
+    },
 }
 
 /// A snapshot's description of one sealed segment.
@@ -487,6 +507,10 @@ fn decode_body(body: &Bytes) -> Option<Frame> {
                 pred: decode_predicate(&mut r)?,
             }
         }
+        queue::KIND_DELETE_SEQS
+        | queue::KIND_QUEUE_SEQ
+        | queue::KIND_QUEUE_META
+        | queue::KIND_DEAD_LETTER => queue::decode(kind, topic_id, &mut r)?,
         router::KIND_ROUTER_DEF | router::KIND_ROUTER_DELETE | router::KIND_ROUTER_CURSOR => {
             router::decode(kind, topic_id, &mut r)?
         }
@@ -704,7 +728,9 @@ impl Reader<'_> {
     }
 }
 
+mod queue;
 mod router;
+pub use queue::{encode_dead_letter, encode_delete_seqs, encode_queue_meta, encode_queue_seq};
 pub use router::{encode_router_cursor, encode_router_def, encode_router_delete};
 
 #[cfg(test)]

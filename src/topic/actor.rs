@@ -204,6 +204,25 @@ impl Actor {
                     return Break(());
                 }
             }
+            Command::Fetch { seqs, reply } => {
+                let _ = reply.send(self.store.fetch(&seqs));
+            }
+            Command::DeleteSeqs { seqs, reply } => {
+                let _ = reply.send(self.delete_seqs(&seqs).await);
+            }
+            Command::Sync { reply } => {
+                let result = match self.config.durability.uses_wal() {
+                    // Any frame submitted with Wait resolves after a sync covering every
+                    // frame submitted before it; the floors frame is idempotent.
+                    true => {
+                        let floors = self.floors;
+                        self.durable_frame(|out, id| frame::encode_floors(out, id, &floors))
+                            .await
+                    }
+                    false => Ok(()),
+                };
+                let _ = reply.send(result);
+            }
             Command::Image { exact, reply } => {
                 let _ = reply.send(self.image(exact));
             }

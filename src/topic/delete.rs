@@ -15,38 +15,49 @@ impl Actor {
     ) -> Result<DeleteOk, TopicError> {
         let bound = (self.head_seq + 1).min(req.before_seq.unwrap_or(u64::MAX));
         let pred = req.pred;
-        match self.config.durability {
-            Durability::Ephemeral => {}
-            // Class fsync: durable before anything is applied or acknowledged.
-            Durability::Fsync => {
-                self.durable_frame(|out, id| {
-                    frame::encode_delete_records(out, id, bound, pred.as_ref())
-                })
-                .await?
-            }
-            class => {
-                let mut buf = Vec::new();
-                frame::encode_delete_records(&mut buf, self.id, bound, pred.as_ref());
-                let commit = if class == Durability::Disk {
-                    Commit::Soon
-                } else {
-                    Commit::Lazy
-                };
-                match self.ctx.wal.submit(self.shard, buf, commit) {
-                    Ok(_) => {}
-                    Err(SubmitError::Full) => return Err(TopicError::Throttled),
-                    Err(SubmitError::Failed(e)) => return Err(TopicError::Storage(e)),
-                }
-            }
-        }
+        self.log_delete(|out, id| frame::encode_delete_records(out, id, bound, pred.as_ref()))
+            .await?;
         let (deleted, bytes) = self.store.delete(bound, pred.as_ref());
+        Ok(self.deleted(deleted, bytes))
+    }
+
+    /// Delete exactly `seqs` (a queue's acks), logged like any delete.
+    pub(super) async fn delete_seqs(&mut self, seqs: &[u64]) -> Result<DeleteOk, TopicError> {
+        self.log_delete(|out, id| frame::encode_delete_seqs(out, id, seqs))
+            .await?;
+        let (deleted, bytes) = self.store.delete_seqs(seqs);
+        Ok(self.deleted(deleted, bytes))
+    }
+
+    /// Log a delete per the class: `fsync` durable before anything is applied or
+    /// acknowledged, `disk` soon, `memory` lazily, `ephemeral` not at all.
+    async fn log_delete(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>, u64),
+    ) -> Result<(), TopicError> {
+        let commit = match self.config.durability {
+            Durability::Ephemeral => return Ok(()),
+            Durability::Fsync => return self.durable_frame(encode).await,
+            Durability::Disk => Commit::Soon,
+            Durability::Memory => Commit::Lazy,
+        };
+        let mut buf = Vec::new();
+        encode(&mut buf, self.id);
+        match self.ctx.wal.submit(self.shard, buf, commit) {
+            Ok(_) => Ok(()),
+            Err(SubmitError::Full) => Err(TopicError::Throttled),
+            Err(SubmitError::Failed(e)) => Err(TopicError::Storage(e)),
+        }
+    }
+
+    fn deleted(&mut self, deleted: u64, bytes: u64) -> DeleteOk {
         self.ctx.total_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        Ok(DeleteOk {
+        DeleteOk {
             deleted,
             earliest_seq: self.earliest_seq(),
             head_seq: self.head_seq,
             count: self.store.count(),
             bytes: self.store.bytes(),
-        })
+        }
     }
 }

@@ -77,6 +77,25 @@ impl TopicHandle {
             .await?
     }
 
+    /// The live records among `seqs`, ascending.
+    pub async fn fetch(
+        &self,
+        seqs: Vec<u64>,
+    ) -> Result<Vec<crate::model::record::Record>, TopicError> {
+        self.call(|reply| Command::Fetch { seqs, reply }).await
+    }
+
+    /// Permanently delete exactly `seqs` (durable first for class `fsync`).
+    pub async fn delete_seqs(&self, seqs: Vec<u64>) -> Result<DeleteOk, TopicError> {
+        self.call(|reply| Command::DeleteSeqs { seqs, reply })
+            .await?
+    }
+
+    /// Wait until every frame of this topic submitted so far is durable (no-op without WAL).
+    pub async fn sync(&self) -> Result<(), TopicError> {
+        self.call(|reply| Command::Sync { reply }).await?
+    }
+
     pub async fn delete(&self, if_empty: bool) -> Result<(), TopicError> {
         self.call(|reply| Command::Delete { if_empty, reply })
             .await?

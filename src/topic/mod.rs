@@ -207,6 +207,20 @@ pub(crate) enum Command {
         req: DeleteRequest,
         reply: Reply<Result<DeleteOk, TopicError>>,
     },
+    /// The live records among these seqs (a queue's reclaimed work).
+    Fetch {
+        seqs: Vec<u64>,
+        reply: Reply<Vec<Record>>,
+    },
+    /// Permanently delete exactly these seqs (a queue's acks).
+    DeleteSeqs {
+        seqs: Vec<u64>,
+        reply: Reply<Result<DeleteOk, TopicError>>,
+    },
+    /// Resolve once every frame this topic submitted so far is durable.
+    Sync {
+        reply: Reply<Result<(), TopicError>>,
+    },
     Image {
         exact: bool,
         reply: Reply<image::TopicImage>,

@@ -30,6 +30,32 @@ pub struct RecoveredTopic {
     /// Set where skipped WAL damage may have held this topic's records: the seq the damage
     /// follows and how many records it may have held. The next record read settles it.
     damage_from: Option<(u64, u64)>,
+    /// Lease state logged for a queue; handed to the queue set, never to the actor.
+    pub queue: RecoveredQueue,
+}
+
+/// A queue's logged lease state (contract §10.1), folded from QueueSeq, QueueMeta,
+/// DeadLetter and DeleteSeqs frames.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveredQueue {
+    pub states: std::collections::BTreeMap<u64, crate::model::queue::SeqState>,
+    pub last_lease: u64,
+    pub dead_lettered: u64,
+    /// Dead-letter moves begun and not completed: seq → the dead-letter topic's head then.
+    pub intents: std::collections::BTreeMap<u64, u64>,
+}
+
+impl RecoveredQueue {
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty() && self.intents.is_empty() && self.last_lease == 0
+    }
+
+    fn forget(&mut self, seqs: &[u64]) {
+        for s in seqs {
+            self.states.remove(s);
+            self.intents.remove(s);
+        }
+    }
 }
 
 impl RecoveredTopic {
@@ -45,6 +71,7 @@ impl RecoveredTopic {
             max_record_seq: 0,
             max_hole_seq: 0,
             damage_from: None,
+            queue: RecoveredQueue::default(),
         }
     }
 
@@ -267,6 +294,41 @@ impl RecoveryBuilder {
             } => {
                 if let Some(t) = self.topic(topic_id) {
                     t.store.delete(bound, pred.as_ref());
+                }
+            }
+            Frame::DeleteSeqs { topic_id, seqs } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.store.delete_seqs(&seqs);
+                    t.queue.forget(&seqs);
+                }
+            }
+            Frame::QueueSeq {
+                topic_id,
+                seq,
+                state,
+            } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.queue.states.insert(seq, state);
+                }
+            }
+            Frame::QueueMeta {
+                topic_id,
+                last_lease,
+                dead_lettered,
+            } => {
+                if let Some(t) = self.topic(topic_id) {
+                    let q = &mut t.queue;
+                    q.last_lease = q.last_lease.max(last_lease);
+                    q.dead_lettered = q.dead_lettered.max(dead_lettered);
+                }
+            }
+            Frame::DeadLetter {
+                topic_id,
+                seq,
+                dlq_mark,
+            } => {
+                if let Some(t) = self.topic(topic_id) {
+                    t.queue.intents.insert(seq, dlq_mark);
                 }
             }
             Frame::Sync { .. } | Frame::Stop => {}

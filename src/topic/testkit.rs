@@ -122,13 +122,17 @@ impl Harness {
         ctx.integrity.add(rec.damaged.0, rec.damaged.1);
         let registry = Arc::new(Registry::new(ctx, 0));
         registry.install(topics, next_id);
+        let clock_dyn: Arc<dyn crate::clock::Clock> = clock.clone();
         let checkpointer = Checkpointer::new(
             registry.clone(),
             crate::router::Routers::new(registry.clone(), ROUTER_PARAMS),
+            crate::queue::Queues::new(registry.clone(), clock_dyn),
             wal.clone(),
             dir.clone(),
-            rec.snapshot_number,
-            rec.segment_files,
+            crate::checkpoint::PrevSnapshot {
+                number: rec.snapshot_number,
+                segments: rec.segment_files,
+            },
             fs.clone(),
         );
         Ok(Harness {

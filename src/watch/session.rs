@@ -186,6 +186,20 @@ impl Sessions {
         })
     }
 
+    /// A stream slot for a stream that is not a watch session's (`/work`): counted against
+    /// `max_sse_connections` like every SSE stream; freed when the guard drops.
+    pub fn stream_slot(self: &Arc<Self>) -> Result<SlotGuard, WatchError> {
+        if self.max_streams > 0 && self.streams.load(Ordering::Acquire) >= self.max_streams {
+            return Err(WatchError::StreamLimit {
+                max: self.max_streams,
+            });
+        }
+        self.streams.fetch_add(1, Ordering::AcqRel);
+        Ok(SlotGuard {
+            sessions: self.clone(),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.map().len()
     }
@@ -221,3 +235,14 @@ impl Drop for StreamGuard {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+/// An SSE stream slot held by a `/work` stream.
+pub struct SlotGuard {
+    sessions: Arc<Sessions>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.sessions.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}

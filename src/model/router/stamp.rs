@@ -5,9 +5,8 @@
 //! never reused, so a recreated topic never collides) and epoch, and the source seq. Splicing
 //! keeps the original keys in their order and bytes; only `_topics_router` is put first.
 
+use super::super::json::object_pairs;
 use bytes::Bytes;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 /// Objects with this many keys or more are wrapped instead of extended.
 pub const MAX_SPLICE_KEYS: usize = 64;
@@ -104,26 +103,6 @@ pub fn stamped_seq(meta: &[u8], prefix: &str) -> Option<u64> {
         .strip_prefix(prefix)?
         .parse()
         .ok()
-}
-
-/// The top-level pairs of a JSON object in their order, or `None` when `raw` is not one.
-fn object_pairs(raw: &[u8]) -> Option<Vec<(String, Box<RawValue>)>> {
-    struct Pairs;
-    impl<'de> Visitor<'de> for Pairs {
-        type Value = Vec<(String, Box<RawValue>)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(pair) = map.next_entry::<String, Box<RawValue>>()? {
-                out.push(pair);
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    de.deserialize_map(Pairs).ok()
 }
 
 #[cfg(test)]

@@ -138,6 +138,31 @@ impl Hot {
         (n, b)
     }
 
+    /// Permanently delete the live record `seq`, if held; its payload bytes.
+    pub fn delete_seq(&mut self, seq: u64) -> Option<u64> {
+        let i = self.entries.partition_point(|e| e.rec.seq < seq);
+        let e = self
+            .entries
+            .get_mut(i)
+            .filter(|e| e.rec.seq == seq && e.live)?;
+        e.live = false;
+        let (bytes, tag) = (e.rec.payload_bytes(), e.rec.tag.clone());
+        if let Some(tag) = tag {
+            if let Some(dq) = self.tags.get_mut(&tag) {
+                if let Ok(k) = dq.binary_search(&seq) {
+                    dq.remove(k);
+                }
+                if dq.is_empty() {
+                    self.tags.remove(&tag);
+                }
+            }
+        }
+        self.count -= 1;
+        self.bytes -= bytes;
+        self.drop_dead_front();
+        Some(bytes)
+    }
+
     /// Remove from the tag index, and return, every live seq < `bound` whose tag matches.
     fn take_tagged_below(&mut self, p: &TagPredicate, bound: u64) -> Vec<u64> {
         let tags: Vec<Arc<str>> = match p {

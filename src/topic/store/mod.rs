@@ -165,6 +165,48 @@ impl Store {
         (n + hn, b + hb)
     }
 
+    /// Permanently delete the live records among `seqs` (a queue's acks). Returns (records,
+    /// bytes) removed.
+    pub fn delete_seqs(&mut self, seqs: &[u64]) -> (u64, u64) {
+        let (mut n, mut b) = (0, 0);
+        for &seq in seqs {
+            let sealed = self
+                .sealed
+                .iter_mut()
+                .find(|s| s.seg.first_seq() <= seq && seq <= s.seg.last_seq());
+            let removed = match sealed {
+                Some(s) => s.delete(seq).inspect(|&bytes| {
+                    self.sealed_count -= 1;
+                    self.sealed_bytes -= bytes;
+                }),
+                None => self.hot.delete_seq(seq),
+            };
+            if let Some(bytes) = removed {
+                n += 1;
+                b += bytes;
+            }
+        }
+        self.sealed.retain(|s| !s.exhausted());
+        (n, b)
+    }
+
+    /// Read the live records among `seqs` (ascending, each at most once).
+    pub fn fetch(&self, seqs: &[u64]) -> Vec<Record> {
+        let mut out = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let mut found = Vec::new();
+            let first = self
+                .items_after(seq.saturating_sub(1), 0, &mut found)
+                .next();
+            if let Some(crate::model::loss::Item::Record(r)) = first {
+                if r.seq == seq {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
     /// Move every live hot record into a new segment file under `dir`. Returns whether one
     /// was written. The segment is durable (fsynced, renamed, directory fsynced) before the
     /// records leave RAM; on any error they stay hot. The error keeps its kind, so a caller

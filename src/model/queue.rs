@@ -1,0 +1,262 @@
+//! Lease state of one queue (contract §10.1), pure: leases, delivery counters, the reclaim set,
+//! delayed redeliveries, the claim cursor over never-leased seqs, and the lease-id counter.
+//! The clock is a parameter of every call; nothing here reads time or touches a topic.
+//!
+//! States of a seq: available (never leased, or in `reclaim`) → leased → acked (forgotten) |
+//! released (back to `reclaim`) | delayed (until `ready_at`) | dead-lettered (forgotten).
+//! Invariants: a seq is in at most one of `leases`, `reclaim`, `delayed`; a leased seq has
+//! exactly one holder; a lease number is never issued twice; delivery counters only grow
+//! until the seq is forgotten.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// One lease: who holds the seq, with which id, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub node: Arc<str>,
+    /// `lease_id` is `lease_` + lowercase hex of this.
+    pub lease_no: u64,
+    pub deadline: i64,
+    /// The `/work` connection that received it, if any (released when it closes).
+    pub conn: Option<u64>,
+}
+
+/// A seq's lasting state, as logged and recovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqState {
+    pub deliveries: u32,
+    pub lease: Option<Lease>,
+    /// Claimable again at this time (a delayed nack); 0 when not delayed.
+    pub ready_at: i64,
+}
+
+pub fn lease_id(no: u64) -> String {
+    format!("lease_{no:x}")
+}
+
+/// `lease_<hex>` → its number; `None` when malformed.
+pub fn parse_lease_id(s: &str) -> Option<u64> {
+    let hex = s.strip_prefix("lease_")?;
+    let ok = !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| u64::from_str_radix(hex, 16).ok()).flatten()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LeaseBook {
+    leases: BTreeMap<u64, Lease>,
+    deliveries: HashMap<u64, u32>,
+    reclaim: BTreeSet<u64>,
+    delayed: BTreeSet<(i64, u64)>,
+    ready_at: HashMap<u64, i64>,
+    /// Every seq at or below it was offered to a claim once (fresh work lies above).
+    cursor: u64,
+    last_lease: u64,
+    pub dead_lettered: u64,
+}
+
+impl LeaseBook {
+    /// Rebuild from logged state (recovery). Released seqs go back to `reclaim`, so after a
+    /// restart every live seq not leased or delayed is claimable again.
+    pub fn restore(states: BTreeMap<u64, SeqState>, last_lease: u64, dead_lettered: u64) -> Self {
+        let mut b = LeaseBook {
+            last_lease,
+            dead_lettered,
+            ..LeaseBook::default()
+        };
+        for (seq, s) in states {
+            b.deliveries.insert(seq, s.deliveries);
+            if let Some(l) = s.lease {
+                b.last_lease = b.last_lease.max(l.lease_no);
+                b.leases.insert(seq, Lease { conn: None, ..l });
+            } else if s.ready_at > 0 {
+                b.delay(seq, s.ready_at);
+            } else {
+                b.reclaim.insert(seq);
+            }
+        }
+        b
+    }
+
+    /// Lazy expiry (§10.1): leases past their deadline and delayed seqs that are due go back
+    /// to `reclaim`. Returns the seqs whose leases expired.
+    pub fn expire(&mut self, now: i64) -> Vec<u64> {
+        let expired: Vec<u64> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| now > l.deadline)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in &expired {
+            self.leases.remove(s);
+            self.reclaim.insert(*s);
+        }
+        while let Some(&(at, seq)) = self.delayed.first() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop_first();
+            self.ready_at.remove(&seq);
+            self.reclaim.insert(seq);
+        }
+        expired
+    }
+
+    /// Take up to `n` seqs from `reclaim`, lowest first. The caller leases, dead-letters or
+    /// forgets each, or hands it back with [`LeaseBook::put_back`].
+    pub fn take_reclaimed(&mut self, n: usize) -> Vec<u64> {
+        let mut out = Vec::with_capacity(n.min(self.reclaim.len()));
+        while out.len() < n {
+            match self.reclaim.pop_first() {
+                Some(s) => out.push(s),
+                None => break,
+            }
+        }
+        out
+    }
+
+    pub fn put_back(&mut self, seq: u64) {
+        self.reclaim.insert(seq);
+    }
+
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Fresh work was examined up to `seq`.
+    pub fn advance_cursor(&mut self, seq: u64) {
+        self.cursor = self.cursor.max(seq);
+    }
+
+    /// Is `seq` tracked (leased, waiting in `reclaim`, or delayed)? Such a seq is not fresh
+    /// work, whatever the cursor says (after a restart the cursor starts at 0).
+    pub fn tracked(&self, seq: u64) -> bool {
+        self.leases.contains_key(&seq)
+            || self.reclaim.contains(&seq)
+            || self.ready_at.contains_key(&seq)
+    }
+
+    /// Count one more delivery of `seq`; the new count.
+    pub fn bump(&mut self, seq: u64) -> u32 {
+        let d = self.deliveries.entry(seq).or_insert(0);
+        *d = d.saturating_add(1);
+        *d
+    }
+
+    pub fn deliveries(&self, seq: u64) -> u32 {
+        self.deliveries.get(&seq).copied().unwrap_or(0)
+    }
+
+    /// Lease `seq` (its delivery already counted) to `node` until `deadline`.
+    pub fn grant(&mut self, seq: u64, node: Arc<str>, deadline: i64, conn: Option<u64>) -> &Lease {
+        self.last_lease += 1;
+        self.reclaim.remove(&seq);
+        let lease = Lease {
+            node,
+            lease_no: self.last_lease,
+            deadline,
+            conn,
+        };
+        self.leases.insert(seq, lease);
+        &self.leases[&seq]
+    }
+
+    /// Does `node` hold an unexpired lease on `seq` (with lease number `fence`, if given)?
+    pub fn holds(&self, seq: u64, node: &str, fence: Option<u64>, now: i64) -> bool {
+        self.leases.get(&seq).is_some_and(|l| {
+            &*l.node == node && now <= l.deadline && fence.is_none_or(|f| f == l.lease_no)
+        })
+    }
+
+    pub fn lease(&self, seq: u64) -> Option<&Lease> {
+        self.leases.get(&seq)
+    }
+
+    /// `seq` is gone for good (acked, dead-lettered, deleted, evicted): forget everything.
+    pub fn forget(&mut self, seq: u64) {
+        self.leases.remove(&seq);
+        self.deliveries.remove(&seq);
+        self.reclaim.remove(&seq);
+        if let Some(at) = self.ready_at.remove(&seq) {
+            self.delayed.remove(&(at, seq));
+        }
+    }
+
+    /// Drop the lease; claimable at once (`ready_at <= now`) or from `ready_at` on.
+    pub fn release(&mut self, seq: u64, ready_at: i64, now: i64) {
+        self.leases.remove(&seq);
+        if ready_at > now {
+            self.delay(seq, ready_at);
+        } else {
+            self.reclaim.insert(seq);
+        }
+    }
+
+    fn delay(&mut self, seq: u64, at: i64) {
+        self.delayed.insert((at, seq));
+        self.ready_at.insert(seq, at);
+    }
+
+    pub fn extend(&mut self, seq: u64, deadline: i64) {
+        if let Some(l) = self.leases.get_mut(&seq) {
+            l.deadline = deadline;
+        }
+    }
+
+    /// Release every lease delivered on `/work` connection `conn` (it closed).
+    pub fn release_conn(&mut self, conn: u64) -> Vec<u64> {
+        let seqs: Vec<u64> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.conn == Some(conn))
+            .map(|(s, _)| *s)
+            .collect();
+        for s in &seqs {
+            self.leases.remove(s);
+            self.reclaim.insert(*s);
+        }
+        seqs
+    }
+
+    /// Unexpired leases held through `/work` connection `conn`.
+    pub fn held_by_conn(&self, conn: u64, now: i64) -> usize {
+        self.leases
+            .values()
+            .filter(|l| l.conn == Some(conn) && now <= l.deadline)
+            .count()
+    }
+
+    /// Unexpired leases (`in_flight` before liveness is applied).
+    pub fn in_flight(&self, now: i64) -> u64 {
+        self.leases.values().filter(|l| now <= l.deadline).count() as u64
+    }
+
+    /// Delayed seqs not yet due.
+    pub fn delayed_count(&self) -> u64 {
+        self.delayed.len() as u64
+    }
+
+    pub fn last_lease(&self) -> u64 {
+        self.last_lease
+    }
+
+    /// The lasting state of every tracked seq, for a checkpoint.
+    pub fn states(&self) -> BTreeMap<u64, SeqState> {
+        let mut out = BTreeMap::new();
+        for (&seq, &deliveries) in &self.deliveries {
+            out.insert(seq, self.state(seq, deliveries));
+        }
+        out
+    }
+
+    pub fn state(&self, seq: u64, deliveries: u32) -> SeqState {
+        SeqState {
+            deliveries,
+            lease: self.leases.get(&seq).cloned(),
+            ready_at: self.ready_at.get(&seq).copied().unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

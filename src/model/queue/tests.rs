@@ -1,0 +1,113 @@
+use super::*;
+
+fn node(s: &str) -> Arc<str> {
+    Arc::from(s)
+}
+
+fn leased(b: &mut LeaseBook, seq: u64, who: &str, deadline: i64) -> u64 {
+    b.bump(seq);
+    b.grant(seq, node(who), deadline, None).lease_no
+}
+
+#[test]
+fn lease_ids_round_trip_and_reject_malformed_ones() {
+    assert_eq!(lease_id(500), "lease_1f4");
+    assert_eq!(parse_lease_id("lease_1f4"), Some(500));
+    for bad in [
+        "lease_",
+        "lease_xyz",
+        "1f4",
+        "lease_1F4g",
+        "lease_11111111111111111",
+    ] {
+        assert_eq!(parse_lease_id(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn lease_numbers_count_up_and_only_the_holder_with_its_fence_holds() {
+    let mut b = LeaseBook::default();
+    assert_eq!(leased(&mut b, 3, "a", 100), 1);
+    assert_eq!(leased(&mut b, 4, "b", 100), 2);
+    assert!(b.holds(3, "a", None, 100));
+    assert!(b.holds(3, "a", Some(1), 50));
+    assert!(!b.holds(3, "a", Some(2), 50), "stale lease id");
+    assert!(!b.holds(3, "b", None, 50), "not the holder");
+    assert!(!b.holds(3, "a", None, 101), "expired");
+    assert!(!b.holds(9, "a", None, 0), "never leased");
+}
+
+#[test]
+fn expiry_is_lazy_and_moves_leases_and_due_delays_to_reclaim_lowest_first() {
+    let mut b = LeaseBook::default();
+    leased(&mut b, 7, "a", 100);
+    leased(&mut b, 5, "a", 200);
+    leased(&mut b, 9, "a", 100);
+    b.release(9, 150, 100); // delayed nack, due at 150
+    assert_eq!(
+        b.expire(100),
+        Vec::<u64>::new(),
+        "now == deadline is still valid"
+    );
+    assert_eq!(b.expire(101), vec![7]);
+    assert_eq!(b.take_reclaimed(10), vec![7]);
+    b.put_back(7);
+    assert_eq!(b.expire(150), Vec::<u64>::new());
+    assert_eq!(b.take_reclaimed(1), vec![7]);
+    assert_eq!(b.take_reclaimed(5), vec![9], "the delay is over");
+    assert!(b.tracked(5) && !b.tracked(6));
+}
+
+#[test]
+fn deliveries_survive_release_and_go_with_forget() {
+    let mut b = LeaseBook::default();
+    leased(&mut b, 1, "a", 10);
+    b.release(1, 0, 0);
+    leased(&mut b, 1, "a", 20);
+    assert_eq!(b.deliveries(1), 2);
+    b.extend(1, 99);
+    assert_eq!(b.lease(1).map(|l| l.deadline), Some(99));
+    b.forget(1);
+    assert_eq!(b.deliveries(1), 0);
+    assert!(!b.tracked(1));
+}
+
+#[test]
+fn a_closed_connection_releases_only_its_own_leases() {
+    let mut b = LeaseBook::default();
+    b.bump(1);
+    b.grant(1, node("w"), 100, Some(7));
+    b.bump(2);
+    b.grant(2, node("w"), 100, None);
+    assert_eq!(b.held_by_conn(7, 0), 1);
+    assert_eq!(b.release_conn(7), vec![1]);
+    assert_eq!(b.take_reclaimed(5), vec![1]);
+    assert!(b.holds(2, "w", None, 0));
+}
+
+#[test]
+fn restore_keeps_leases_counters_and_delays_and_never_reissues_a_lease_number() {
+    let mut b = LeaseBook::default();
+    leased(&mut b, 1, "a", 100);
+    leased(&mut b, 2, "a", 100);
+    b.release(2, 500, 0);
+    leased(&mut b, 3, "a", 100);
+    b.release(3, 0, 0);
+    let r = LeaseBook::restore(b.states(), b.last_lease(), 4);
+    assert!(r.holds(1, "a", Some(1), 50));
+    assert_eq!((r.deliveries(2), r.delayed_count()), (1, 1));
+    assert_eq!(r.dead_lettered, 4);
+    let mut r = r;
+    assert_eq!(r.take_reclaimed(5), vec![3]);
+    assert_eq!(leased(&mut r, 3, "b", 10), 4);
+    assert_eq!(r.deliveries(3), 2);
+}
+
+#[test]
+fn in_flight_counts_unexpired_leases() {
+    let mut b = LeaseBook::default();
+    leased(&mut b, 1, "a", 10);
+    leased(&mut b, 2, "a", 20);
+    assert_eq!(b.in_flight(5), 2);
+    assert_eq!(b.in_flight(15), 1);
+}

@@ -1,0 +1,195 @@
+//! The claim pass (contract §10.2): lazy expiry, then the next claimable seqs — reclaimed
+//! ones lowest first, then fresh ones past the claim cursor — each counted as one more
+//! delivery and either dead-lettered (over `max_deliveries`) or leased. Claims arriving
+//! within `claim_jitter_ms` of the first form a cohort served round-robin in one pass.
+
+use super::actor::QueueActor;
+use super::{ClaimOk, ClaimRequest, Claimed, QueueError, Reply, LEASE_MS_MAX, LEASE_MS_MIN};
+use crate::model::record::Record;
+use crate::topic::{ReadRequest, TopicState};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A claim waiting in a cohort.
+pub(super) struct Waiting {
+    req: ClaimRequest,
+    reply: Reply<Result<ClaimOk, QueueError>>,
+}
+
+/// Rounds of reading fresh work in one pass (each reads at most what is still needed).
+const FRESH_ROUNDS: usize = 16;
+/// Bytes of fresh records one read takes at most.
+const READ_BUDGET: u64 = 8 << 20;
+
+impl QueueActor {
+    pub(super) async fn on_claim(
+        &mut self,
+        req: ClaimRequest,
+        reply: Reply<Result<ClaimOk, QueueError>>,
+    ) {
+        let jitter = match self.topic.state(false).await {
+            Ok(st) => st.config.claim_jitter_ms,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        self.cohort.push(Waiting { req, reply });
+        if jitter == 0 {
+            self.serve_cohort().await;
+        } else if self.cohort_until.is_none() {
+            self.cohort_until = Some(Instant::now() + Duration::from_millis(jitter));
+        }
+    }
+
+    /// Serve every waiting claim in one pass: seqs handed out one at a time, round-robin,
+    /// each member up to its `max`.
+    pub(super) async fn serve_cohort(&mut self) {
+        self.cohort_until = None;
+        let members = std::mem::take(&mut self.cohort);
+        let st = match self.topic.state(false).await {
+            Ok(st) => st,
+            Err(e) => {
+                let e = QueueError::from(e);
+                for m in members {
+                    let _ = m.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let mut got: Vec<Vec<Claimed>> = members.iter().map(|_| Vec::new()).collect();
+        let result = self.fill(&members, &mut got, &st).await;
+        let ready = self
+            .counters(&self.topic.state(false).await.unwrap_or(st))
+            .ready;
+        for (m, mut claimed) in members.into_iter().zip(got) {
+            let out = match &result {
+                Err(e) if claimed.is_empty() => Err(e.clone()),
+                _ => {
+                    claimed.sort_by_key(|c| c.record.seq);
+                    Ok(ClaimOk { claimed, ready })
+                }
+            };
+            let _ = m.reply.send(out);
+        }
+    }
+
+    /// Lease claimable records to the members, round-robin, until every member has its
+    /// `max` or nothing is claimable. Leases are logged before any member hears of them.
+    async fn fill(
+        &mut self,
+        members: &[Waiting],
+        got: &mut [Vec<Claimed>],
+        st: &TopicState,
+    ) -> Result<(), QueueError> {
+        let now = self.clock.now_ms();
+        self.expire(now);
+        let cfg = &st.config;
+        let mut turn = 0;
+        let mut granted = Vec::new();
+        let mut outcome = Ok(());
+        for _ in 0..FRESH_ROUNDS {
+            let need: usize = members
+                .iter()
+                .zip(got.iter())
+                .map(|(m, g)| m.req.max - g.len())
+                .sum();
+            if need == 0 {
+                break;
+            }
+            let candidates = match self.candidates(need).await {
+                Ok(c) if c.is_empty() => break,
+                Ok(c) => c,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            for rec in candidates {
+                let deliveries = self.book.bump(rec.seq);
+                if cfg.max_deliveries > 0 && u64::from(deliveries) > cfg.max_deliveries {
+                    if let Some(dlq) = cfg.dead_letter.clone() {
+                        if let Err(e) = self.dead_letter(&rec, &dlq, cfg).await {
+                            tracing::warn!(topic = %self.topic.name, seq = rec.seq, error = ?e,
+                                "dead-letter move failed; the job stays claimable");
+                            self.book.put_back(rec.seq);
+                        }
+                        continue;
+                    }
+                }
+                // The next member (round-robin) that still wants work.
+                while got[turn].len() >= members[turn].req.max {
+                    turn = (turn + 1) % members.len();
+                }
+                let m = &members[turn].req;
+                let lease_ms = m
+                    .lease_ms
+                    .unwrap_or(cfg.lease_ms)
+                    .clamp(LEASE_MS_MIN, LEASE_MS_MAX);
+                let deadline = now + lease_ms as i64;
+                let lease = self.book.grant(rec.seq, m.node.clone(), deadline, m.conn);
+                let lease_no = lease.lease_no;
+                granted.push(rec.seq);
+                got[turn].push(Claimed {
+                    record: rec,
+                    lease_no,
+                    deadline,
+                    deliveries,
+                });
+                turn = (turn + 1) % members.len();
+            }
+        }
+        if let Err(e) = self.log_seqs(&granted, cfg).await {
+            // Not logged, not handed out: the leases are undone and the work stays claimable.
+            for s in &granted {
+                self.book.release(*s, 0, now);
+            }
+            got.iter_mut().for_each(Vec::clear);
+            return Err(e.into());
+        }
+        outcome
+    }
+
+    /// Up to `need` claimable records, ascending within each source: reclaimed seqs first
+    /// (lowest first), then fresh ones past the claim cursor. Seqs that are gone are
+    /// forgotten.
+    async fn candidates(&mut self, need: usize) -> Result<Vec<Record>, QueueError> {
+        let seqs = self.book.take_reclaimed(need);
+        let mut out = Vec::with_capacity(need);
+        if !seqs.is_empty() {
+            let recs = self.topic.fetch(seqs.clone()).await.inspect_err(|_| {
+                seqs.iter().for_each(|s| self.book.put_back(*s));
+            })?;
+            let live: HashSet<u64> = recs.iter().map(|r| r.seq).collect();
+            for s in seqs.iter().filter(|s| !live.contains(s)) {
+                self.book.forget(*s);
+            }
+            out.extend(recs);
+        }
+        for _ in 0..FRESH_ROUNDS {
+            if out.len() >= need {
+                break;
+            }
+            let from = self.book.cursor();
+            let req = ReadRequest {
+                from_seq: from,
+                limit: need - out.len(),
+                budget_bytes: READ_BUDGET,
+                skip_nodes: Vec::new(),
+                include_meta: true,
+            };
+            let read = self.topic.read(req).await?;
+            for rec in read.records {
+                if !self.book.tracked(rec.seq) {
+                    out.push(rec);
+                }
+            }
+            self.book.advance_cursor(read.next_from_seq);
+            if read.caught_up || read.next_from_seq <= from {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

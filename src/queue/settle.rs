@@ -1,0 +1,86 @@
+//! Ack, nack and extend (contract §10.3–§10.6): each seq is acted on only if `node` holds an
+//! unexpired lease on it (with the given `lease_id`, when fenced); every other seq is
+//! `skipped`. An ack is the topic's permanent delete of the seq.
+
+use super::actor::QueueActor;
+use super::{QueueError, SettleOk, SettleOp, SettleRequest, LEASE_MS_MAX, LEASE_MS_MIN};
+use crate::model::topic_config::Durability;
+use std::time::Instant;
+
+/// Longest nack delay (§10.5).
+const DELAY_MS_MAX: u64 = 86_400_000;
+
+impl QueueActor {
+    pub(super) async fn settle(&mut self, req: SettleRequest) -> Result<SettleOk, QueueError> {
+        let st = self.topic.state(false).await?;
+        let now = self.clock.now_ms();
+        self.expire(now);
+        let mut out = SettleOk::default();
+        for (i, &seq) in req.seqs.iter().enumerate() {
+            let fence = req.fences.get(i).copied().flatten();
+            // A seq listed twice is acted on once.
+            let held = !out.done.contains(&seq) && self.book.holds(seq, &req.node, fence, now);
+            match held {
+                true => out.done.push(seq),
+                false => out.skipped.push(seq),
+            }
+        }
+        match req.op {
+            SettleOp::Ack => {
+                self.ack(&out.done, &mut out.fsync_ms, st.config.durability)
+                    .await?
+            }
+            SettleOp::Nack { delay_ms } => {
+                let ready_at = now + delay_ms.min(DELAY_MS_MAX) as i64;
+                for &s in &out.done {
+                    self.book.release(s, ready_at, now);
+                }
+                self.log_seqs(&out.done, &st.config).await?;
+                if !out.done.is_empty() {
+                    self.changed.notify_waiters();
+                }
+            }
+            SettleOp::Extend { lease_ms } => {
+                let deadline = now + lease_ms.clamp(LEASE_MS_MIN, LEASE_MS_MAX) as i64;
+                for &s in &out.done {
+                    self.book.extend(s, deadline);
+                    out.deadlines.insert(s, deadline);
+                }
+                self.log_seqs(&out.done, &st.config).await?;
+            }
+        }
+        let st = self.topic.state(false).await.unwrap_or(st);
+        let c = self.counters(&st);
+        (out.ready, out.in_flight) = (c.ready, c.in_flight);
+        Ok(out)
+    }
+
+    /// Delete the acked seqs; on failure they all return to the reclaim set and the call
+    /// fails (§10.4).
+    async fn ack(
+        &mut self,
+        seqs: &[u64],
+        fsync_ms: &mut f64,
+        class: Durability,
+    ) -> Result<(), QueueError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        match self.topic.delete_seqs(seqs.to_vec()).await {
+            Ok(_) => {
+                if class == Durability::Fsync {
+                    *fsync_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                }
+                seqs.iter().for_each(|s| self.book.forget(*s));
+                Ok(())
+            }
+            Err(e) => {
+                let now = self.clock.now_ms();
+                seqs.iter().for_each(|s| self.book.release(*s, 0, now));
+                self.changed.notify_waiters();
+                Err(e.into())
+            }
+        }
+    }
+}
