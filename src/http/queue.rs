@@ -109,6 +109,10 @@ async fn settle(
             lease_ms: opt_u64(&b, "lease_ms")?.ok_or_else(|| field("lease_ms", "given"))?,
         },
     };
+    let reason = match kind {
+        Kind::Nack => reason(&b)?,
+        _ => None,
+    };
     let q = queues
         .get(&topic)
         .await
@@ -118,6 +122,7 @@ async fn settle(
         node,
         seqs,
         fences,
+        reason,
     };
     let ok = q.settle(req).await.map_err(|e| from_queue(&topic, e))?;
     let n = ok.done.len();
@@ -188,6 +193,18 @@ fn opt_u64(b: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> 
             .as_u64()
             .map(Some)
             .ok_or_else(|| field(name, "an unsigned integer")),
+    }
+}
+
+/// Longest nack `reason` (an extension).
+pub const MAX_REASON_BYTES: usize = 256;
+
+/// Nack `reason`: absent, or a string of at most 256 bytes.
+fn reason(b: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match b.get("reason") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(r)) if r.len() <= MAX_REASON_BYTES => Ok(Some(r.clone())),
+        Some(_) => Err(field("reason", "a string of at most 256 bytes")),
     }
 }
 

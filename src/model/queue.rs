@@ -29,6 +29,35 @@ pub struct SeqState {
     pub lease: Option<Lease>,
     /// Claimable again at this time (a delayed nack); 0 when not delayed.
     pub ready_at: i64,
+    /// The `reason` of the last nack, if it gave one (carried into a dead-letter copy).
+    pub reason: Option<String>,
+}
+
+/// Retry backoff (an extension, see `TopicConfig::retry_backoff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Backoff {
+    /// The wait before redelivery number `deliveries + 1`: between half and all of
+    /// `min(max, base · 2^(deliveries-1))`. The jitter is a hash of (seq, deliveries), so
+    /// jobs that failed together spread out, and a replay computes the same wait.
+    pub fn delay_ms(&self, seq: u64, deliveries: u32) -> u64 {
+        let shift = deliveries.saturating_sub(1).min(40);
+        let full = self.base_ms.saturating_mul(1 << shift).min(self.max_ms);
+        let half = full / 2;
+        full - half + mix(seq ^ (u64::from(deliveries) << 40)) % (half + 1)
+    }
+}
+
+/// splitmix64: a cheap, well-spread hash for the jitter.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 pub fn lease_id(no: u64) -> String {
@@ -49,6 +78,15 @@ pub struct LeaseBook {
     reclaim: BTreeSet<u64>,
     delayed: BTreeSet<(i64, u64)>,
     ready_at: HashMap<u64, i64>,
+    /// Seqs whose backoff is over, each behind the fresh work that was waiting when it
+    /// became due: claimable once the cursor reaches its gate. (gate, seq).
+    gated: BTreeSet<(u64, u64)>,
+    gate_of: HashMap<u64, u64>,
+    /// Seqs whose delay is a backoff (gated when due) rather than a nack's `delay_ms`.
+    backing_off: std::collections::HashSet<u64>,
+    /// The topic's head as last seen: the gate of a backoff that ends now.
+    head_hint: u64,
+    reasons: HashMap<u64, String>,
     /// Every seq at or below it was offered to a claim once (fresh work lies above).
     cursor: u64,
     last_lease: u64,
@@ -66,6 +104,9 @@ impl LeaseBook {
         };
         for (seq, s) in states {
             b.deliveries.insert(seq, s.deliveries);
+            if let Some(r) = s.reason {
+                b.reasons.insert(seq, r);
+            }
             if let Some(l) = s.lease {
                 b.last_lease = b.last_lease.max(l.lease_no);
                 b.leases.insert(seq, Lease { conn: None, ..l });
@@ -78,18 +119,25 @@ impl LeaseBook {
         b
     }
 
-    /// Lazy expiry (§10.1): leases past their deadline and delayed seqs that are due go back
-    /// to `reclaim`. Returns the seqs whose leases expired.
-    pub fn expire(&mut self, now: i64) -> Vec<u64> {
+    /// Lazy expiry (§10.1): leases past their deadline go back to `reclaim` (or into a
+    /// backoff, with `backoff`), and delayed seqs that are due become claimable (a backoff
+    /// that ends queues behind the fresh work up to `head_hint`). Returns the seqs whose
+    /// leases expired.
+    pub fn expire(&mut self, now: i64, backoff: Option<Backoff>) -> Vec<u64> {
         let expired: Vec<u64> = self
             .leases
             .iter()
             .filter(|(_, l)| now > l.deadline)
             .map(|(s, _)| *s)
             .collect();
-        for s in &expired {
-            self.leases.remove(s);
-            self.reclaim.insert(*s);
+        for &s in &expired {
+            self.leases.remove(&s);
+            match backoff {
+                Some(b) => self.back_off(s, now, b),
+                None => {
+                    self.reclaim.insert(s);
+                }
+            }
         }
         while let Some(&(at, seq)) = self.delayed.first() {
             if at > now {
@@ -97,14 +145,58 @@ impl LeaseBook {
             }
             self.delayed.pop_first();
             self.ready_at.remove(&seq);
-            self.reclaim.insert(seq);
+            if self.backing_off.remove(&seq) {
+                self.gated.insert((self.head_hint, seq));
+                self.gate_of.insert(seq, self.head_hint);
+            } else {
+                self.reclaim.insert(seq);
+            }
         }
         expired
+    }
+
+    /// The topic's head as seen now (the gate of backoffs ending from now on).
+    pub fn note_head(&mut self, head: u64) {
+        self.head_hint = self.head_hint.max(head);
+    }
+
+    /// Release `seq` into a backoff: invisible for `backoff.delay_ms`, then gated.
+    pub fn back_off(&mut self, seq: u64, now: i64, backoff: Backoff) {
+        self.leases.remove(&seq);
+        let wait = backoff.delay_ms(seq, self.deliveries(seq));
+        self.delay(seq, now + wait as i64);
+        self.backing_off.insert(seq);
+    }
+
+    /// Gated seqs whose gate the cursor reached join `reclaim`.
+    fn open_gates(&mut self) {
+        while let Some(&(gate, seq)) = self.gated.first() {
+            if gate > self.cursor {
+                break;
+            }
+            self.gated.pop_first();
+            self.gate_of.remove(&seq);
+            self.reclaim.insert(seq);
+        }
+    }
+
+    /// Seqs waiting behind fresh work for their gate.
+    pub fn gated_count(&self) -> u64 {
+        self.gated.len() as u64
+    }
+
+    pub fn set_reason(&mut self, seq: u64, reason: String) {
+        self.reasons.insert(seq, reason);
+    }
+
+    pub fn reason(&self, seq: u64) -> Option<&str> {
+        self.reasons.get(&seq).map(String::as_str)
     }
 
     /// Take up to `n` seqs from `reclaim`, lowest first. The caller leases, dead-letters or
     /// forgets each, or hands it back with [`LeaseBook::put_back`].
     pub fn take_reclaimed(&mut self, n: usize) -> Vec<u64> {
+        self.open_gates();
         let mut out = Vec::with_capacity(n.min(self.reclaim.len()));
         while out.len() < n {
             match self.reclaim.pop_first() {
@@ -134,6 +226,7 @@ impl LeaseBook {
         self.leases.contains_key(&seq)
             || self.reclaim.contains(&seq)
             || self.ready_at.contains_key(&seq)
+            || self.gate_of.contains_key(&seq)
     }
 
     /// Count one more delivery of `seq`; the new count.
@@ -180,6 +273,11 @@ impl LeaseBook {
         if let Some(at) = self.ready_at.remove(&seq) {
             self.delayed.remove(&(at, seq));
         }
+        if let Some(gate) = self.gate_of.remove(&seq) {
+            self.gated.remove(&(gate, seq));
+        }
+        self.backing_off.remove(&seq);
+        self.reasons.remove(&seq);
     }
 
     /// Drop the lease; claimable at once (`ready_at <= now`) or from `ready_at` on.
@@ -231,7 +329,7 @@ impl LeaseBook {
         self.leases.values().filter(|l| now <= l.deadline).count() as u64
     }
 
-    /// Delayed seqs not yet due.
+    /// Delayed seqs not yet due (nack delays and backoffs).
     pub fn delayed_count(&self) -> u64 {
         self.delayed.len() as u64
     }
@@ -254,6 +352,7 @@ impl LeaseBook {
             deliveries,
             lease: self.leases.get(&seq).cloned(),
             ready_at: self.ready_at.get(&seq).copied().unwrap_or(0),
+            reason: self.reasons.get(&seq).cloned(),
         }
     }
 }

@@ -79,6 +79,19 @@ pub struct TopicConfigInput {
     pub max_deliveries: Option<u64>,
     pub dead_letter: Option<String>,
     pub leases_durable: Option<bool>,
+    /// Extension, off unless given: back off redeliveries after an expiry or a plain nack.
+    pub retry_backoff: Option<RetryBackoff>,
+}
+
+/// Exponential retry backoff with jitter for a queue (an extension of the contract): the
+/// n-th redelivery after an expired lease or a nack without `delay_ms` waits between half
+/// and all of `min(max_ms, base_ms · 2^(n-1))`, invisible to claims, and then queues behind
+/// the fresh work that was waiting when it became due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBackoff {
+    pub base_ms: u64,
+    pub max_ms: u64,
 }
 
 /// Stored, normalised form; also the durable encoding (JSON inside WAL config frames).
@@ -102,6 +115,10 @@ pub struct TopicConfig {
     pub max_deliveries: u64,
     pub dead_letter: Option<String>,
     pub leases_durable: bool,
+    /// Absent from the stored and served config unless set, so the contract's config shape
+    /// holds for every topic that does not opt in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<RetryBackoff>,
 }
 
 /// A config input that breaks a rule; rendered as `400 invalid_request`.
@@ -141,6 +158,16 @@ impl TopicConfigInput {
                 return Err(rule("dead_letter must differ from the queue itself"));
             }
         }
+        if let Some(b) = &self.retry_backoff {
+            if b.base_ms == 0 || b.max_ms < b.base_ms || b.max_ms > LEASE_MS_MAX {
+                return Err(ConfigRuleError {
+                    message: format!(
+                        "retry_backoff needs 1 <= base_ms <= max_ms <= {LEASE_MS_MAX}"
+                    ),
+                    dead_letter: None,
+                });
+            }
+        }
         Ok(TopicConfig {
             kind,
             ttl_ms: self.ttl_ms.unwrap_or(0),
@@ -162,6 +189,7 @@ impl TopicConfigInput {
             max_deliveries: self.max_deliveries.unwrap_or(0),
             dead_letter: self.dead_letter,
             leases_durable: self.leases_durable.unwrap_or(false),
+            retry_backoff: self.retry_backoff,
         })
     }
 }

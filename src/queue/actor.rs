@@ -4,7 +4,7 @@
 
 use super::{Cmd, Counters, QueueHandle, QueueImage};
 use crate::clock::Clock;
-use crate::model::queue::LeaseBook;
+use crate::model::queue::{Backoff, LeaseBook};
 use crate::model::topic_config::{Durability, TopicConfig};
 use crate::registry::Registry;
 use crate::storage::frame;
@@ -112,15 +112,20 @@ impl QueueActor {
     }
 
     /// Lazy expiry (§10.1) before every operation; wakes `/work` streams when work returns.
-    pub(super) fn expire(&mut self, now: i64) {
-        if !self.book.expire(now).is_empty() {
+    pub(super) fn expire(&mut self, now: i64, st: &TopicState) {
+        self.book.note_head(st.head_seq);
+        let backoff = st.config.retry_backoff.map(|b| Backoff {
+            base_ms: b.base_ms,
+            max_ms: b.max_ms,
+        });
+        if !self.book.expire(now, backoff).is_empty() {
             self.changed.notify_waiters();
         }
     }
 
     pub(super) fn counters(&mut self, st: &TopicState) -> Counters {
         let now = self.clock.now_ms();
-        self.expire(now);
+        self.expire(now, st);
         let in_flight = self.book.in_flight(now);
         Counters {
             ready: st

@@ -84,7 +84,7 @@ impl QueueActor {
         st: &TopicState,
     ) -> Result<(), QueueError> {
         let now = self.clock.now_ms();
-        self.expire(now);
+        self.expire(now, st);
         let cfg = &st.config;
         let mut turn = 0;
         let mut granted = Vec::new();

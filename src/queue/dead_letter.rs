@@ -16,6 +16,8 @@ use bytes::Bytes;
 const FROM: &str = "$dead_letter_from";
 const DELIVERIES: &str = "$dead_letter_deliveries";
 const SRC_SEQ: &str = "$dead_letter_src_seq";
+/// The last nack's `reason` (an extension; only when one was given).
+const REASON: &str = "$dead_letter_reason";
 
 impl QueueActor {
     /// Move `rec` to `dlq`: intent, copy, delete. `Err` leaves the job in the queue.
@@ -38,7 +40,12 @@ impl QueueActor {
             node: rec.node.clone(),
             tag: rec.tag.clone(),
             data: rec.data.clone(),
-            meta: Some(dead_letter_meta(rec, &self.topic.name, cfg.max_deliveries)),
+            meta: Some(dead_letter_meta(
+                rec,
+                &self.topic.name,
+                cfg.max_deliveries,
+                self.book.reason(rec.seq),
+            )),
             hops: 0,
         };
         let req = AppendRequest {
@@ -118,9 +125,10 @@ async fn copy_exists(target: &TopicHandle, topic: &str, seq: u64, mark: u64) -> 
     false
 }
 
-/// The copy's `meta` (§10.7): the original object's keys, then the three `$dead_letter_*`
-/// strings; a `meta` that is not an object is dropped.
-fn dead_letter_meta(rec: &Record, topic: &str, max_deliveries: u64) -> Bytes {
+/// The copy's `meta` (§10.7): the original object's keys, then the last nack's reason (an
+/// extension, when one was given) and the three `$dead_letter_*` strings; a `meta` that is
+/// not an object is dropped.
+fn dead_letter_meta(rec: &Record, topic: &str, max_deliveries: u64, reason: Option<&str>) -> Bytes {
     let text = |s: &str| serde_json::Value::from(s).to_string();
     let mut out = String::from("{");
     let pairs = rec
@@ -130,9 +138,12 @@ fn dead_letter_meta(rec: &Record, topic: &str, max_deliveries: u64) -> Bytes {
         .unwrap_or_default();
     for (k, v) in pairs
         .iter()
-        .filter(|(k, _)| ![FROM, DELIVERIES, SRC_SEQ].contains(&k.as_str()))
+        .filter(|(k, _)| ![FROM, DELIVERIES, SRC_SEQ, REASON].contains(&k.as_str()))
     {
         out.push_str(&format!("{}:{},", text(k), v.get()));
+    }
+    if let Some(r) = reason {
+        out.push_str(&format!("{}:{},", text(REASON), text(r)));
     }
     out.push_str(&format!(
         "{}:{},{}:{},{}:{}}}",

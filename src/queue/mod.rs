@@ -87,6 +87,8 @@ pub struct SettleRequest {
     pub seqs: Vec<u64>,
     /// Per seq: the lease number it must hold (`None` = no fence).
     pub fences: Vec<Option<u64>>,
+    /// Nack only: why (kept as the job's last reason; an extension).
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -4,6 +4,7 @@
 
 use super::actor::QueueActor;
 use super::{QueueError, SettleOk, SettleOp, SettleRequest, LEASE_MS_MAX, LEASE_MS_MIN};
+use crate::model::queue::Backoff;
 use crate::model::topic_config::Durability;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ impl QueueActor {
     pub(super) async fn settle(&mut self, req: SettleRequest) -> Result<SettleOk, QueueError> {
         let st = self.topic.state(false).await?;
         let now = self.clock.now_ms();
-        self.expire(now);
+        self.expire(now, &st);
         let mut out = SettleOk::default();
         for (i, &seq) in req.seqs.iter().enumerate() {
             let fence = req.fences.get(i).copied().flatten();
@@ -32,8 +33,19 @@ impl QueueActor {
             }
             SettleOp::Nack { delay_ms } => {
                 let ready_at = now + delay_ms.min(DELAY_MS_MAX) as i64;
+                let backoff = st.config.retry_backoff.map(|b| Backoff {
+                    base_ms: b.base_ms,
+                    max_ms: b.max_ms,
+                });
                 for &s in &out.done {
-                    self.book.release(s, ready_at, now);
+                    if let Some(r) = &req.reason {
+                        self.book.set_reason(s, r.clone());
+                    }
+                    match backoff {
+                        // A plain nack backs off like an expiry; a `delay_ms` is kept.
+                        Some(b) if delay_ms == 0 => self.book.back_off(s, now, b),
+                        _ => self.book.release(s, ready_at, now),
+                    }
                 }
                 self.log_seqs(&out.done, &st.config).await?;
                 if !out.done.is_empty() {

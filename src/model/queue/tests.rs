@@ -45,14 +45,14 @@ fn expiry_is_lazy_and_moves_leases_and_due_delays_to_reclaim_lowest_first() {
     leased(&mut b, 9, "a", 100);
     b.release(9, 150, 100); // delayed nack, due at 150
     assert_eq!(
-        b.expire(100),
+        b.expire(100, None),
         Vec::<u64>::new(),
         "now == deadline is still valid"
     );
-    assert_eq!(b.expire(101), vec![7]);
+    assert_eq!(b.expire(101, None), vec![7]);
     assert_eq!(b.take_reclaimed(10), vec![7]);
     b.put_back(7);
-    assert_eq!(b.expire(150), Vec::<u64>::new());
+    assert_eq!(b.expire(150, None), Vec::<u64>::new());
     assert_eq!(b.take_reclaimed(1), vec![7]);
     assert_eq!(b.take_reclaimed(5), vec![9], "the delay is over");
     assert!(b.tracked(5) && !b.tracked(6));
@@ -110,4 +110,92 @@ fn in_flight_counts_unexpired_leases() {
     leased(&mut b, 2, "a", 20);
     assert_eq!(b.in_flight(5), 2);
     assert_eq!(b.in_flight(15), 1);
+}
+
+#[test]
+fn backoff_grows_exponentially_with_jitter_within_half_and_full_and_caps_at_max() {
+    let b = Backoff {
+        base_ms: 1000,
+        max_ms: 10_000,
+    };
+    for seq in 1..50 {
+        for (deliveries, full) in [
+            (1, 1000),
+            (2, 2000),
+            (3, 4000),
+            (4, 8000),
+            (5, 10_000),
+            (30, 10_000),
+        ] {
+            let d = b.delay_ms(seq, deliveries);
+            assert!(
+                (full / 2..=full).contains(&d),
+                "seq {seq} #{deliveries}: {d}"
+            );
+        }
+    }
+    let spread: std::collections::HashSet<u64> = (1..50).map(|s| b.delay_ms(s, 3)).collect();
+    assert!(
+        spread.len() > 10,
+        "jitter spreads jobs that failed together"
+    );
+}
+
+#[test]
+fn a_backoff_hides_the_seq_then_queues_it_behind_the_fresh_work_waiting_when_it_ended() {
+    let b = Backoff {
+        base_ms: 100,
+        max_ms: 100,
+    };
+    let mut book = LeaseBook::default();
+    leased(&mut book, 1, "a", 10);
+    book.advance_cursor(1);
+    book.back_off(1, 0, b);
+    assert!(book.tracked(1));
+    assert_eq!(
+        book.take_reclaimed(5),
+        Vec::<u64>::new(),
+        "hidden while backing off"
+    );
+    book.note_head(5); // fresh seqs 2..=5 were written meanwhile
+    book.expire(100, Some(b));
+    assert_eq!(
+        book.take_reclaimed(5),
+        Vec::<u64>::new(),
+        "behind fresh work up to 5"
+    );
+    book.advance_cursor(4);
+    assert_eq!(book.take_reclaimed(5), Vec::<u64>::new());
+    book.advance_cursor(5);
+    assert_eq!(book.take_reclaimed(5), vec![1]);
+}
+
+#[test]
+fn an_expired_lease_backs_off_when_a_backoff_is_set() {
+    let b = Backoff {
+        base_ms: 50,
+        max_ms: 50,
+    };
+    let mut book = LeaseBook::default();
+    leased(&mut book, 1, "a", 10);
+    assert_eq!(book.expire(11, Some(b)), vec![1]);
+    assert_eq!(book.delayed_count(), 1);
+    book.expire(61, Some(b));
+    assert_eq!(
+        book.take_reclaimed(1),
+        vec![1],
+        "gate 0: no fresh work waited"
+    );
+}
+
+#[test]
+fn the_last_nack_reason_is_kept_restored_and_forgotten() {
+    let mut book = LeaseBook::default();
+    leased(&mut book, 1, "a", 10);
+    book.set_reason(1, "smtp 550".into());
+    book.release(1, 0, 0);
+    let r = LeaseBook::restore(book.states(), book.last_lease(), 0);
+    assert_eq!(r.reason(1), Some("smtp 550"));
+    book.forget(1);
+    assert_eq!(book.reason(1), None);
 }

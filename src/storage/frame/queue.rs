@@ -35,6 +35,10 @@ pub fn encode_queue_seq(out: &mut Vec<u8>, topic_id: u64, seq: u64, st: &SeqStat
             put_bytes16(f.out, l.node.as_bytes());
         }
     }
+    // Optional trailing field: frames without it read as "no reason".
+    if let Some(r) = &st.reason {
+        put_bytes16(f.out, r.as_bytes());
+    }
     f.seal();
 }
 
@@ -77,10 +81,15 @@ pub(super) fn decode(kind: u8, topic_id: u64, r: &mut Reader<'_>) -> Option<Fram
                 }),
                 _ => return None,
             };
+            let reason = match r.remaining() {
+                0 => None,
+                _ => Some(r.string16()?),
+            };
             let state = SeqState {
                 deliveries,
                 lease,
                 ready_at,
+                reason,
             };
             Frame::QueueSeq {
                 topic_id,

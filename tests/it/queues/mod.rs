@@ -4,6 +4,7 @@
 
 mod api;
 mod delivery;
+mod extensions;
 mod restart;
 mod work;
 

@@ -114,3 +114,60 @@ fn a_checkpoint_keeps_lease_state() {
         (vec![got[0]], json!(2))
     );
 }
+
+/// Dead-letter moves under repeated kill -9: every job ends up in the dead-letter topic
+/// exactly once and nowhere else.
+#[test]
+fn kill9_during_dead_letter_moves_neither_loses_nor_doubles_a_job() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const JOBS: u64 = 400;
+    let mut s = Server::start();
+    queue(
+        &s,
+        "q",
+        json!({"durability":"fsync","max_deliveries":1,"dead_letter":"dead"}),
+    );
+    jobs(&s, "q", JOBS as usize);
+    // One delivery each: the next claim of any job dead-letters it.
+    let all = seqs(&claim(&s, "q", json!({"node":"w","max":1000})));
+    settle(&s, "q", "nack", json!({"node":"w","seqs":all}));
+    let addr = Arc::new(Mutex::new(s.addr));
+    let stop = Arc::new(AtomicBool::new(false));
+    let claimer = {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let a = *addr.lock().unwrap();
+                let body = br#"{"node":"w","max":7}"#;
+                let h = [("Content-Type", "application/json")];
+                let _ =
+                    crate::harness::http::try_request(a, "POST", "/v0/topics/q/claim", &h, body);
+            }
+        })
+    };
+    for round in 0..6u64 {
+        std::thread::sleep(std::time::Duration::from_millis(15 + 13 * round));
+        s.kill9();
+        s.start_again();
+        *addr.lock().unwrap() = s.addr;
+    }
+    stop.store(true, Ordering::Relaxed);
+    claimer.join().unwrap();
+    while claim(&s, "q", json!({"node":"w","max":1000}))["count"] != 0 {}
+    assert_eq!(live(&s, "q"), BTreeSet::new(), "every job left the queue");
+    let mut copies = std::collections::BTreeMap::<String, u32>::new();
+    for r in s.read_all("dead") {
+        *copies
+            .entry(
+                r["meta"]["$dead_letter_src_seq"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+            .or_default() += 1;
+    }
+    let doubled: Vec<_> = copies.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(doubled.is_empty(), "dead-lettered twice: {doubled:?}");
+    assert_eq!(copies.len() as u64, JOBS, "every job dead-lettered once");
+}
