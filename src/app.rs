@@ -353,7 +353,8 @@ async fn start(
     registry.install(topics, next_id);
     let routers = crate::router::Routers::new(registry.clone(), router_params(config));
     routers.install(rec.routers);
-    let queues = crate::queue::Queues::new(registry.clone(), clock);
+    let params = crate::queue::QueueParams::from_config(&config.queue);
+    let queues = crate::queue::Queues::new(registry.clone(), clock, params);
     queues.install(queue_states).await;
     Ok((
         registry,

@@ -8,7 +8,7 @@ use super::topics::lookup_path;
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::queue::{lease_id, parse_lease_id};
-use crate::queue::{ClaimRequest, Claimed, QueueError, SettleOp, SettleRequest, MAX_CLAIM};
+use crate::queue::{ClaimRequest, Claimed, QueueError, SettleOp, SettleRequest};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -47,7 +47,7 @@ pub async fn claim(
         .map_err(|e| from_queue(&topic, e))?;
     let req = ClaimRequest {
         node: Arc::from(node),
-        max: (max.max(1) as usize).min(MAX_CLAIM),
+        max: (max.max(1) as usize).min(queues.params().max_claim),
         lease_ms,
         conn: None,
     };
@@ -98,7 +98,7 @@ async fn settle(
     let started = Instant::now();
     let (queues, topic, b) = prepare(&state, path, request).await?;
     let node = node(&b)?.to_string();
-    let seqs = seqs(&b)?;
+    let seqs = seqs(&b, queues.params().max_claim)?;
     let fences = fences(&b, seqs.len())?;
     let op = match kind {
         Kind::Ack => SettleOp::Ack,
@@ -209,18 +209,18 @@ fn reason(b: &Map<String, Value>) -> Result<Option<String>, ApiError> {
 }
 
 /// `seqs`: required, at most 1000 (`400 batch_too_large {seqs, max}`), may be empty.
-fn seqs(b: &Map<String, Value>) -> Result<Vec<u64>, ApiError> {
+fn seqs(b: &Map<String, Value>, max: usize) -> Result<Vec<u64>, ApiError> {
     let arr = b
         .get("seqs")
         .and_then(Value::as_array)
         .ok_or_else(|| field("seqs", "an array of unsigned integers"))?;
-    if arr.len() > MAX_CLAIM {
+    if arr.len() > max {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "batch_too_large",
-            format!("seqs holds {} entries; the limit is {MAX_CLAIM}", arr.len()),
+            format!("seqs holds {} entries; the limit is {max}", arr.len()),
         )
-        .with_detail(json!({ "seqs": arr.len(), "max": MAX_CLAIM })));
+        .with_detail(json!({ "seqs": arr.len(), "max": max })));
     }
     arr.iter()
         .map(|v| v.as_u64())

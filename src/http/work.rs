@@ -12,7 +12,7 @@ use super::queue::{check_node, from_queue, job};
 use super::topics::{lookup_path, query_pairs};
 use super::AppState;
 use crate::error::ApiError;
-use crate::queue::{ClaimRequest, QueueError, QueueHandle, MAX_CLAIM};
+use crate::queue::{ClaimRequest, QueueError, QueueHandle};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -22,9 +22,6 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Heartbeat period of `/work` (fixed, §10.9).
-const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// `GET .../work`: 503 → 406 (`Accept`) → 400 (`node`) → 404 → 409 → 429 (SSE cap).
 pub async fn work(
@@ -43,7 +40,7 @@ pub async fn work(
     let max = query_value(&q, "max")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(1)
-        .clamp(1, MAX_CLAIM as u64) as usize;
+        .clamp(1, queues.params().max_claim as u64) as usize;
     let lease_ms = query_value(&q, "lease_ms").and_then(|v| v.parse().ok());
     let queue = queues
         .get(&topic)
@@ -69,6 +66,7 @@ pub async fn work(
             conn: Some(conn),
         },
         poll: Duration::from_millis(state.config().queue.work_poll_ms.max(10)),
+        heartbeat: Duration::from_millis(state.config().queue.work_heartbeat_ms.max(100)),
         shutdown: state.shutdown_watch(),
         started: false,
         done: false,
@@ -107,6 +105,8 @@ struct WorkStream {
     topic: String,
     req: ClaimRequest,
     poll: Duration,
+    /// 15 s by default (`queue.work_heartbeat_ms`), fixed per the contract.
+    heartbeat: Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
     started: bool,
     done: bool,
@@ -153,7 +153,7 @@ impl WorkStream {
                 }
                 Next::Park => {}
             }
-            let heartbeat = self.last_frame + HEARTBEAT;
+            let heartbeat = self.last_frame + self.heartbeat;
             tokio::select! {
                 _ = head.changed() => {}
                 _ = notified => {}

@@ -23,6 +23,7 @@ pub(super) struct QueueActor {
     pub(super) topic: TopicHandle,
     pub(super) registry: Arc<Registry>,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) params: super::QueueParams,
     pub(super) changed: Arc<Notify>,
     /// Claims waiting for their cohort window to close (`claim_jitter_ms`).
     pub(super) cohort: Vec<super::claim::Waiting>,
@@ -34,6 +35,7 @@ pub(super) fn spawn(
     rec: RecoveredQueue,
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
+    params: super::QueueParams,
 ) -> QueueHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let changed = Arc::new(Notify::new());
@@ -43,6 +45,7 @@ pub(super) fn spawn(
         topic: topic.clone(),
         registry,
         clock,
+        params,
         changed: changed.clone(),
         cohort: Vec::new(),
         cohort_until: None,
@@ -188,7 +191,7 @@ impl QueueActor {
     /// dead-letter moves a crash interrupted.
     async fn recover(&mut self, intents: std::collections::BTreeMap<u64, u64>) {
         let tracked: Vec<u64> = self.book.states().keys().copied().collect();
-        for chunk in tracked.chunks(super::MAX_CLAIM) {
+        for chunk in tracked.chunks(self.params.max_claim) {
             let Ok(live) = self.topic.fetch(chunk.to_vec()).await else {
                 return;
             };

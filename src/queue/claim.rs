@@ -4,7 +4,7 @@
 //! within `claim_jitter_ms` of the first form a cohort served round-robin in one pass.
 
 use super::actor::QueueActor;
-use super::{ClaimOk, ClaimRequest, Claimed, QueueError, Reply, LEASE_MS_MAX, LEASE_MS_MIN};
+use super::{ClaimOk, ClaimRequest, Claimed, QueueError, Reply};
 use crate::model::record::Record;
 use crate::topic::{ReadRequest, TopicState};
 use std::collections::HashSet;
@@ -29,7 +29,10 @@ impl QueueActor {
         reply: Reply<Result<ClaimOk, QueueError>>,
     ) {
         let jitter = match self.topic.state(false).await {
-            Ok(st) => st.config.claim_jitter_ms,
+            Ok(st) => st
+                .config
+                .claim_jitter_ms
+                .min(self.params.claim_jitter_ms_max),
             Err(e) => {
                 let _ = reply.send(Err(e.into()));
                 return;
@@ -123,10 +126,7 @@ impl QueueActor {
                     turn = (turn + 1) % members.len();
                 }
                 let m = &members[turn].req;
-                let lease_ms = m
-                    .lease_ms
-                    .unwrap_or(cfg.lease_ms)
-                    .clamp(LEASE_MS_MIN, LEASE_MS_MAX);
+                let lease_ms = self.params.clamp_lease(m.lease_ms.unwrap_or(cfg.lease_ms));
                 let deadline = now + lease_ms as i64;
                 let lease = self.book.grant(rec.seq, m.node.clone(), deadline, m.conn);
                 let lease_no = lease.lease_no;

@@ -23,11 +23,32 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-/// Most seqs one claim, ack, nack or extend handles (§10.2, §10.3).
-pub const MAX_CLAIM: usize = 1000;
-/// `lease_ms` bounds (§10.2).
-pub const LEASE_MS_MIN: u64 = 100;
-pub const LEASE_MS_MAX: u64 = 86_400_000;
+/// Queue tunables (config `[queue]`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueParams {
+    /// Most jobs one claim takes and most seqs one ack, nack or extend names.
+    pub max_claim: usize,
+    pub lease_ms_min: u64,
+    pub lease_ms_max: u64,
+    pub claim_jitter_ms_max: u64,
+    pub nack_delay_ms_max: u64,
+}
+
+impl QueueParams {
+    pub fn from_config(c: &crate::config::QueueConfig) -> QueueParams {
+        QueueParams {
+            max_claim: c.max_claim.max(1) as usize,
+            lease_ms_min: c.lease_ms_min.max(1),
+            lease_ms_max: c.lease_ms_max.max(c.lease_ms_min.max(1)),
+            claim_jitter_ms_max: c.claim_jitter_ms_max,
+            nack_delay_ms_max: c.nack_delay_ms_max,
+        }
+    }
+
+    pub fn clamp_lease(&self, ms: u64) -> u64 {
+        ms.clamp(self.lease_ms_min, self.lease_ms_max)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum QueueError {
@@ -187,16 +208,18 @@ pub struct Queues {
     recovered: Mutex<HashMap<u64, RecoveredQueue>>,
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
+    params: QueueParams,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
 impl Queues {
-    pub fn new(registry: Arc<Registry>, clock: Arc<dyn Clock>) -> Arc<Queues> {
+    pub fn new(registry: Arc<Registry>, clock: Arc<dyn Clock>, params: QueueParams) -> Arc<Queues> {
         Arc::new(Queues {
             map: Mutex::new(HashMap::new()),
             recovered: Mutex::new(HashMap::new()),
             registry,
             clock,
+            params,
             next_conn: std::sync::atomic::AtomicU64::new(1),
         })
     }
@@ -220,6 +243,10 @@ impl Queues {
         for name in eager {
             let _ = self.get(&name).await;
         }
+    }
+
+    pub fn params(&self) -> &QueueParams {
+        &self.params
     }
 
     /// A number for a new `/work` connection.
@@ -250,7 +277,8 @@ impl Queues {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&h.id)
             .unwrap_or_default();
-        let q = actor::spawn(h.clone(), rec, self.registry.clone(), self.clock.clone());
+        let (registry, clock) = (self.registry.clone(), self.clock.clone());
+        let q = actor::spawn(h.clone(), rec, registry, clock, self.params);
         map.insert(h.id, q.clone());
         Ok(q)
     }

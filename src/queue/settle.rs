@@ -3,13 +3,10 @@
 //! `skipped`. An ack is the topic's permanent delete of the seq.
 
 use super::actor::QueueActor;
-use super::{QueueError, SettleOk, SettleOp, SettleRequest, LEASE_MS_MAX, LEASE_MS_MIN};
+use super::{QueueError, SettleOk, SettleOp, SettleRequest};
 use crate::model::queue::Backoff;
 use crate::model::topic_config::Durability;
 use std::time::Instant;
-
-/// Longest nack delay (§10.5).
-const DELAY_MS_MAX: u64 = 86_400_000;
 
 impl QueueActor {
     pub(super) async fn settle(&mut self, req: SettleRequest) -> Result<SettleOk, QueueError> {
@@ -32,7 +29,7 @@ impl QueueActor {
                     .await?
             }
             SettleOp::Nack { delay_ms } => {
-                let ready_at = now + delay_ms.min(DELAY_MS_MAX) as i64;
+                let ready_at = now + delay_ms.min(self.params.nack_delay_ms_max) as i64;
                 let backoff = st.config.retry_backoff.map(|b| Backoff {
                     base_ms: b.base_ms,
                     max_ms: b.max_ms,
@@ -53,7 +50,7 @@ impl QueueActor {
                 }
             }
             SettleOp::Extend { lease_ms } => {
-                let deadline = now + lease_ms.clamp(LEASE_MS_MIN, LEASE_MS_MAX) as i64;
+                let deadline = now + self.params.clamp_lease(lease_ms) as i64;
                 for &s in &out.done {
                     self.book.extend(s, deadline);
                     out.deadlines.insert(s, deadline);

@@ -126,7 +126,11 @@ impl Harness {
         let checkpointer = Checkpointer::new(
             registry.clone(),
             crate::router::Routers::new(registry.clone(), ROUTER_PARAMS),
-            crate::queue::Queues::new(registry.clone(), clock_dyn),
+            crate::queue::Queues::new(
+                registry.clone(),
+                clock_dyn,
+                crate::queue::QueueParams::from_config(&Default::default()),
+            ),
             wal.clone(),
             dir.clone(),
             crate::checkpoint::PrevSnapshot {
