@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 mod extensions;
 mod restart;
+mod soak;
 mod work;
 
 use crate::harness::Server;
