@@ -7,6 +7,10 @@
 //! - Pull, don't buffer: `next_chunk` does one read and returns its frames; the next read
 //!   happens only when the connection asks for the next chunk, so a stalled client holds at
 //!   most one chunk and never holds a topic or a writer.
+//! - Read your writes (contract §8.3): the first read of a topic in each pass drives the
+//!   routers feeding it to their source heads, so a copy of a write acknowledged before the
+//!   pass is in the read. A topic no router feeds pays one lookup of the router set (no wait,
+//!   no allocation).
 //! - Every stream ends with the `error` frame once shutdown starts (checked before every read
 //!   and while parked).
 //! - Encode once: reads go through the fan-out cache (`fanout`), so the watchers one append
@@ -19,6 +23,7 @@ use super::fanout::{read_batch, Floor, Key, SharedBatch};
 use super::frame;
 use super::session::StreamGuard;
 use crate::registry::Registry;
+use crate::router::Routers;
 use crate::topic::{TopicError, TopicHandle};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -33,9 +38,19 @@ use tokio::time::Instant;
 /// A wake-up: the topic, its head watch (to re-arm) and whether the topic still exists.
 type Wake = (String, watch::Receiver<u64>, bool);
 
+/// What a watch stream needs to honour read-your-writes on router dests (contract §8.3): the
+/// router set and the longest a pass waits for one feeding router to catch up.
+#[derive(Clone)]
+pub struct Feeders {
+    pub routers: Arc<Routers>,
+    pub wait: Duration,
+}
+
 /// Per connection and topic.
 #[derive(Default)]
 struct Slot {
+    /// The next read of this topic starts a pass over it: drive its feeding routers first.
+    drive: bool,
     /// Id of the topic incarnation whose head watch is armed.
     armed: Option<u64>,
     /// A read of this topic already happened on this connection.
@@ -58,6 +73,7 @@ enum Parked {
 
 pub struct Watcher {
     registry: Arc<Registry>,
+    feeders: Feeders,
     guard: StreamGuard,
     stop: watch::Receiver<bool>,
     stopping: bool,
@@ -75,17 +91,20 @@ pub struct Watcher {
 impl Watcher {
     pub fn new(
         registry: Arc<Registry>,
+        feeders: Feeders,
         guard: StreamGuard,
         stop: watch::Receiver<bool>,
         retry_ms: u64,
     ) -> Watcher {
         let topics = guard.session.topics();
+        let fresh = || Slot {
+            drive: true,
+            ..Slot::default()
+        };
         Watcher {
             registry,
-            slots: topics
-                .iter()
-                .map(|t| (t.clone(), Slot::default()))
-                .collect(),
+            feeders,
+            slots: topics.iter().map(|t| (t.clone(), fresh())).collect(),
             dirty: topics.into_iter().collect(),
             guard,
             stop,
@@ -135,6 +154,7 @@ impl Watcher {
                 Parked::Heartbeat => {
                     // §9.4: repeat the drain (this is how a quiet delete is noticed).
                     self.dirty = self.slots.keys().cloned().collect();
+                    self.slots.values_mut().for_each(|s| s.drive = true);
                     self.last_frame = Instant::now();
                     return Some(Bytes::from_static(frame::HEARTBEAT));
                 }
@@ -171,7 +191,9 @@ impl Watcher {
         let Some(slot) = self.slots.get_mut(&topic) else {
             return;
         };
-        self.dirty.insert(topic.clone());
+        if self.dirty.insert(topic.clone()) {
+            slot.drive = true;
+        }
         if alive {
             // Marked seen now, before the drain this wake-up causes.
             slot.seen_head = slot.seen_head.max(*rx.borrow_and_update());
@@ -206,6 +228,15 @@ impl Watcher {
             return self.deleted(topic);
         };
         self.arm(topic, &handle);
+        if self
+            .slots
+            .get_mut(topic)
+            .is_some_and(|s| std::mem::take(&mut s.drive))
+        {
+            // Read-your-writes: a no-op without feeding routers (no await pending).
+            let f = &self.feeders;
+            f.routers.drive_dest(topic, f.wait).await;
+        }
         let session = self.guard.session.clone();
         let from = session.cursor(topic).unwrap_or(0);
         let floor = self.slots.get(topic).map_or(
