@@ -4,9 +4,10 @@
 //! Invariants:
 //! - Register, then drain: a topic's head watch is marked seen *before* the read that drains
 //!   it, so an append landing mid-drain leaves the watch changed and wakes the park at once.
-//! - Pull, don't buffer: `next_chunk` does one read and returns its frames; the next read
-//!   happens only when the connection asks for the next chunk, so a stalled client holds at
-//!   most one chunk and never holds a topic or a writer.
+//! - Pull, don't buffer: `next_chunk` does one read and returns its frames as one chunk (one
+//!   body frame, one socket write); the next read happens only when the connection asks for
+//!   the next chunk, so a stalled client holds at most one chunk and never holds a topic or a
+//!   writer.
 //! - Read your writes (contract §8.3): the first read of a topic in each pass drives the
 //!   routers feeding it to their source heads, so a copy of a write acknowledged before the
 //!   pass is in the read. A topic no router feeds pays one lookup of the router set (no wait,
@@ -15,7 +16,8 @@
 //!   and while parked).
 //! - Encode once: reads go through the fan-out cache (`fanout`), so the watchers one append
 //!   wakes at the same cursor share one topic read and one encoded `record` event; a watcher
-//!   writes only its own `id:` line before it. The first read after arming a head watch takes
+//!   only builds its own `id:` line and small frames around it, and copies the shared bytes
+//!   into its chunk (a memcpy, cheaper than a body frame and a socket write of its own). The first read after arming a head watch takes
 //!   only a batch read after the arming: the head value seen at arming may predate appends
 //!   made while nobody listened.
 
@@ -29,7 +31,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -82,8 +84,6 @@ pub struct Watcher {
     dirty: BTreeSet<String>,
     wakes: FuturesUnordered<BoxFuture<'static, Wake>>,
     last_frame: Instant,
-    /// The rest of the current drain step's parts (one batch at most: pull, don't buffer).
-    pending: VecDeque<Bytes>,
     retry_ms: Option<u64>,
     ended: bool,
 }
@@ -111,7 +111,6 @@ impl Watcher {
             stopping: false,
             wakes: FuturesUnordered::new(),
             last_frame: Instant::now(),
-            pending: VecDeque::new(),
             retry_ms: Some(retry_ms),
             ended: false,
         }
@@ -126,10 +125,6 @@ impl Watcher {
             return Some(Bytes::from(frame::retry(ms)));
         }
         loop {
-            // Before the shutdown check: the session cursor already covers these parts.
-            if let Some(part) = self.pending.pop_front() {
-                return Some(part);
-            }
             if self.stopping || *self.stop.borrow() {
                 self.ended = true;
                 let mut out = Vec::new();
@@ -142,10 +137,10 @@ impl Watcher {
                 return None;
             }
             if let Some(topic) = self.dirty.first().cloned() {
-                let parts = self.drain_step(&topic).await;
-                if !parts.is_empty() {
+                // Returned at once: the session cursor already covers this chunk.
+                if let Some(chunk) = self.drain_step(&topic).await {
                     self.last_frame = Instant::now();
-                    self.pending.extend(parts);
+                    return Some(chunk);
                 }
                 continue;
             }
@@ -223,7 +218,7 @@ impl Watcher {
     }
 
     /// One read of `topic` and the frames it yields; the topic leaves `dirty` once caught up.
-    async fn drain_step(&mut self, topic: &str) -> Vec<Bytes> {
+    async fn drain_step(&mut self, topic: &str) -> Option<Bytes> {
         let Some(handle) = self.registry.get(topic) else {
             return self.deleted(topic);
         };
@@ -265,28 +260,26 @@ impl Watcher {
             Err(_) => {
                 // A full mailbox: the topic stays dirty; retry shortly.
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                Vec::new()
+                None
             }
         }
     }
 
-    fn deleted(&mut self, topic: &str) -> Vec<Bytes> {
+    fn deleted(&mut self, topic: &str) -> Option<Bytes> {
         self.slots.remove(topic);
         self.dirty.remove(topic);
         let id = self.guard.session.drop_topic(topic);
         let mut out = Vec::new();
         frame::event(&mut out, &id, "topic-deleted", &frame::deleted_data(topic));
-        vec![Bytes::from(out)]
+        Some(Bytes::from(out))
     }
 
-    /// This watcher's parts for batch `b`: its own frames and `id:` lines around the shared
-    /// `record` event.
-    fn frames(&mut self, topic: &str, from: u64, b: &SharedBatch) -> Vec<Bytes> {
+    /// This watcher's chunk for batch `b`: its own frames and `id:` lines around the shared
+    /// `record` event, in one buffer; `None` when the read yields no frame.
+    fn frames(&mut self, topic: &str, from: u64, b: &SharedBatch) -> Option<Bytes> {
         let session = self.guard.session.clone();
-        let (mut parts, mut out) = (Vec::new(), Vec::new());
-        let Some(slot) = self.slots.get_mut(topic) else {
-            return parts;
-        };
+        let slot = self.slots.get_mut(topic)?;
+        let mut out = Vec::new();
         let first_read = !std::mem::replace(&mut slot.read_once, true);
         // The head this read saw is a floor for later shared batches too: the head watch value
         // at arming can be older (nobody listened), and a batch below a head already seen
@@ -310,9 +303,10 @@ impl Watcher {
         }
         let id = session.advance(topic, b.next_from_seq);
         if let Some(record) = &b.record {
+            // One allocation for the id line, the shared event and a `caught-up` after it.
+            out.reserve(2 * id.len() + record.len() + topic.len() + 96);
             frame::id_line(&mut out, &id);
-            parts.push(Bytes::from(std::mem::take(&mut out)));
-            parts.push(record.clone());
+            out.extend_from_slice(record);
             slot.caught_up_sent = false;
         }
         let stuck = b.tombstone.is_none() && b.next_from_seq == from;
@@ -328,9 +322,6 @@ impl Watcher {
                 &frame::caught_up_data(topic, b.head_seq),
             );
         }
-        if !out.is_empty() {
-            parts.push(Bytes::from(out));
-        }
-        parts
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 }
