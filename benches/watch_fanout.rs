@@ -261,7 +261,7 @@ fn writer(
             s.write_all(format!("{head}{body}").as_bytes()).await.expect("send");
             let status = response(&mut s, &mut buf).await;
             lat.push(sent.elapsed().as_micros() as u32);
-            assert_eq!(status, 200, "write");
+            assert_eq!(status, 200, "write: {}", String::from_utf8_lossy(&buf));
             written += batch;
         }
         (written, lat)

@@ -228,9 +228,14 @@ impl Watcher {
             .get_mut(topic)
             .is_some_and(|s| std::mem::take(&mut s.drive))
         {
-            // Read-your-writes: a no-op without feeding routers (no await pending).
+            // Read-your-writes: a no-op without feeding routers (no await pending). Shutdown
+            // cuts the wait short; the read then goes ahead and the `error` frame follows.
             let f = &self.feeders;
-            f.routers.drive_dest(topic, f.wait).await;
+            tokio::select! {
+                biased;
+                _ = f.routers.drive_dest(topic, f.wait) => {}
+                r = self.stop.changed() => self.stopping |= r.is_err(),
+            }
         }
         let session = self.guard.session.clone();
         let from = session.cursor(topic).unwrap_or(0);
