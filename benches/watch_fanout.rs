@@ -9,7 +9,7 @@
 //! - **idle watchers**: writer p99 (one keep-alive connection, 1 record per request, closed
 //!   loop for `DUR` s) with no watchers, then with `IDLE` (1000) open streams on 10 other
 //!   topics, then with `IDLE` streams caught up on the writer's own topic (each write wakes
-//!   all of them; a reader thread drains them).
+//!   all of them; the reader pool drains them).
 //!
 //! Env: `PARTS` (`fanout,idle`), `WATCHERS`, `RATE`, `BATCH`, `IDLE`, `DUR` (seconds per cell,
 //! 4), `REPS` (3: fan-out runs, and interleaved none/idle pairs whose median p99s give the
