@@ -9,12 +9,14 @@
 //! - **idle watchers**: writer p99 (one keep-alive connection, 1 record per request, closed
 //!   loop for `DUR` s) with no watchers, then with `IDLE` (1000) open streams on 10 other
 //!   topics, then with `IDLE` streams caught up on the writer's own topic (each write wakes
-//!   all of them; a reader thread drains them).
+//!   all of them; the reader pool drains them).
 //!
-//! Env: `PARTS` (`fanout,idle`), `WATCHERS`, `RATE`, `BATCH`, `IDLE`, `DUR` (seconds per cell, 4), `REPS` (3: fan-out
-//! runs, and interleaved none/idle pairs whose median p99s give the ratio). Watchers are read on
-//! one generator thread, the writer runs on another: the server and the generator share two
-//! cores, so the CPU columns matter as much as the rates.
+//! Env: `PARTS` (`fanout,idle`), `WATCHERS`, `RATE`, `BATCH`, `IDLE`, `DUR` (seconds per cell,
+//! 4), `REPS` (3: fan-out runs, and interleaved none/idle pairs whose median p99s give the
+//! ratio), `READERS` (2: generator threads reading the watchers, streams dealt round-robin).
+//! The writer runs on a thread of its own; the same reader pool serves every cell. The server
+//! and the generator share the machine's cores, so the CPU columns matter as much as the
+//! rates.
 
 mod common;
 
@@ -108,7 +110,7 @@ async fn watch_stream(addr: SocketAddr, wid: String, seen: Arc<Seen>, stop: Arc<
 }
 
 /// Every `"t":<digits>` in `text` (the records' write stamps), without a JSON parser: the
-/// single generator thread reads ~1 M records/s, so this must cost little.
+/// generator reads ~1 M records/s, so this must cost little.
 fn stamps(text: &[u8], mut each: impl FnMut(u64)) -> u64 {
     let mut n = 0;
     for p in memchr::memmem::find_iter(text, b"\"t\":") {
@@ -119,30 +121,51 @@ fn stamps(text: &[u8], mut each: impl FnMut(u64)) -> u64 {
     n
 }
 
-/// Streams for `wids` on a reader thread of their own; returns the stop flag and its join.
-fn spawn_readers(
-    addr: SocketAddr,
-    wids: Vec<String>,
-    seen: Arc<Seen>,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+/// The reader pool: streams for `wids`, dealt round-robin over `READERS` threads (each a
+/// single-threaded runtime); returns the stop flag and the threads' joins.
+fn spawn_readers(addr: SocketAddr, wids: Vec<String>, seen: Arc<Seen>) -> Readers {
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let join = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let tasks: Vec<_> = wids
-                .into_iter()
-                .map(|w| tokio::spawn(watch_stream(addr, w, seen.clone(), flag.clone())))
-                .collect();
-            for t in tasks {
-                t.await.expect("reader");
-            }
-        });
-    });
-    (stop, join)
+    let threads = env_or("READERS", 2).max(1) as usize;
+    let mut shares: Vec<Vec<String>> = vec![Vec::new(); threads];
+    for (i, w) in wids.into_iter().enumerate() {
+        shares[i % threads].push(w);
+    }
+    let joins = shares
+        .into_iter()
+        .map(|share| {
+            let (seen, flag) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let tasks: Vec<_> = share
+                        .into_iter()
+                        .map(|w| tokio::spawn(watch_stream(addr, w, seen.clone(), flag.clone())))
+                        .collect();
+                    for t in tasks {
+                        t.await.expect("reader");
+                    }
+                });
+            })
+        })
+        .collect();
+    Readers { stop, joins }
+}
+
+struct Readers {
+    stop: Arc<AtomicBool>,
+    joins: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Readers {
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for j in self.joins {
+            j.join().expect("readers");
+        }
+    }
 }
 
 fn pct(lat: &mut [u32], p: f64) -> f64 {
@@ -159,11 +182,12 @@ fn fanout(addr: SocketAddr, pid: u32, dur: Duration, reps: u64) {
     );
     put_topic(addr, "fan");
     println!(
-        "\nfan-out: {} watchers, {} writes/s × {} records, {} s",
+        "\nfan-out: {} watchers, {} writes/s × {} records, {} s, {} reader threads",
         cfg.0,
         cfg.1,
         cfg.2,
-        dur.as_secs()
+        dur.as_secs(),
+        env_or("READERS", 2).max(1)
     );
     println!("| records written | deliveries | expected | deliveries/s | p50 ms | p99 ms | max ms | writer p99 ms | srv CPU% | gen CPU% |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -177,7 +201,7 @@ fn fanout_cell(addr: SocketAddr, pid: u32, dur: Duration, cfg: (u64, u64, u64)) 
     let (watchers, rate, batch) = cfg;
     let wids = (0..watchers).map(|_| session(addr, "fan")).collect();
     let seen = Arc::new(Seen::default());
-    let (stop, join) = spawn_readers(addr, wids, seen.clone());
+    let readers = spawn_readers(addr, wids, seen.clone());
     std::thread::sleep(Duration::from_millis(500)); // streams open and caught up
     let (srv0, gen0, t0) = (
         cpu_seconds(pid),
@@ -189,8 +213,7 @@ fn fanout_cell(addr: SocketAddr, pid: u32, dur: Duration, cfg: (u64, u64, u64)) 
     let wall = t0.elapsed().as_secs_f64();
     let srv = 100.0 * (cpu_seconds(pid) - srv0) / wall;
     let gen = 100.0 * (cpu_seconds(std::process::id()) - gen0) / wall;
-    stop.store(true, Ordering::Relaxed);
-    join.join().expect("readers");
+    readers.finish();
     let got = seen.records.load(Ordering::Relaxed);
     let mut lat = std::mem::take(&mut *seen.latencies.lock().unwrap());
     println!(
@@ -238,7 +261,7 @@ fn writer(
             s.write_all(format!("{head}{body}").as_bytes()).await.expect("send");
             let status = response(&mut s, &mut buf).await;
             lat.push(sent.elapsed().as_micros() as u32);
-            assert_eq!(status, 200, "write");
+            assert_eq!(status, 200, "write: {}", String::from_utf8_lossy(&buf));
             written += batch;
         }
         (written, lat)
@@ -317,7 +340,7 @@ fn idle(addr: SocketAddr, pid: u32, dur: Duration, reps: u64) {
 /// Writer latency with `wids` streaming (read on their own thread); returns the p99 in ms.
 fn idle_cell(addr: SocketAddr, pid: u32, dur: Duration, name: &str, wids: Vec<String>) -> f64 {
     let seen = Arc::new(Seen::default());
-    let (stop, join) = spawn_readers(addr, wids, seen.clone());
+    let readers = spawn_readers(addr, wids, seen.clone());
     std::thread::sleep(Duration::from_secs(1)); // every stream open and parked
     let (srv0, gen0, t0) = (
         cpu_seconds(pid),
@@ -335,7 +358,6 @@ fn idle_cell(addr: SocketAddr, pid: u32, dur: Duration, name: &str, wids: Vec<St
         100.0 * (cpu_seconds(pid) - srv0) / wall,
         100.0 * (cpu_seconds(std::process::id()) - gen0) / wall,
     );
-    stop.store(true, Ordering::Relaxed);
-    join.join().expect("readers");
+    readers.finish();
     p99
 }

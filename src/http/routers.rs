@@ -16,8 +16,8 @@ use axum::response::Response;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
-/// Longest wait of a read (`GET /v0/routers/:router`, a dest's diff or state) for a router
-/// to reach its source head; a router that stalls ends the wait at once.
+/// Longest wait of a read (`GET /v0/routers/:router`, a dest's diff, state or watch pass) for
+/// a router to reach its source head; a router that stalls ends the wait at once.
 pub const SYNC_WAIT: Duration = Duration::from_secs(2);
 
 pub async fn put(

@@ -7,7 +7,7 @@ use super::topics::{lookup_path, query_pairs};
 use super::AppState;
 use crate::error::ApiError;
 use crate::registry::Registry;
-use crate::watch::{cursor, WatchOpts, Watcher};
+use crate::watch::{cursor, Feeders, WatchOpts, Watcher};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
@@ -162,6 +162,10 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let registry = state.registry()?.clone();
+    let feeders = Feeders {
+        routers: state.routers()?.clone(),
+        wait: super::routers::SYNC_WAIT,
+    };
     if !accepts_event_stream(&headers) {
         return Err(ApiError::not_acceptable());
     }
@@ -177,7 +181,7 @@ pub async fn stream(
         guard.session.rewind(&resume);
     }
     let retry_ms = state.config().watch.sse_retry_ms;
-    let watcher = Watcher::new(registry, guard, state.shutdown_watch(), retry_ms);
+    let watcher = Watcher::new(registry, feeders, guard, state.shutdown_watch(), retry_ms);
     let chunks = futures_util::stream::unfold(watcher, |mut w| async move {
         let chunk = w.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), w))

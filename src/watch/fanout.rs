@@ -3,8 +3,9 @@
 //! own read in the topic actor's bounded mailbox (hundreds at once fill it and writers get
 //! 429) and encode the same `record` frame again. Here the first watcher at a
 //! (topic incarnation, cursor, read options) key reads and encodes once; the others at that key
-//! await that one read (single flight) and reuse its `Bytes`. Only the `id:` line (the
-//! watcher's composite cursor) and the small per-watcher frames are built per watcher.
+//! await that one read (single flight) and reuse its encoded event. Only the `id:` line (the
+//! watcher's composite cursor) and the small per-watcher frames are built per watcher; the
+//! stream copies the shared bytes into the one chunk it writes per read.
 //!
 //! Invariants:
 //! - Never stale past a wake-up: an entry is reused only when it saw at least the head the

@@ -11,4 +11,4 @@ pub mod session;
 pub mod stream;
 
 pub use session::{Sessions, WatchError, WatchOpts};
-pub use stream::Watcher;
+pub use stream::{Feeders, Watcher};

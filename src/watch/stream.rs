@@ -4,14 +4,20 @@
 //! Invariants:
 //! - Register, then drain: a topic's head watch is marked seen *before* the read that drains
 //!   it, so an append landing mid-drain leaves the watch changed and wakes the park at once.
-//! - Pull, don't buffer: `next_chunk` does one read and returns its frames; the next read
-//!   happens only when the connection asks for the next chunk, so a stalled client holds at
-//!   most one chunk and never holds a topic or a writer.
+//! - Pull, don't buffer: `next_chunk` does one read and returns its frames as one chunk (one
+//!   body frame, one socket write); the next read happens only when the connection asks for
+//!   the next chunk, so a stalled client holds at most one chunk and never holds a topic or a
+//!   writer.
+//! - Read your writes (contract §8.3): the first read of a topic in each pass drives the
+//!   routers feeding it to their source heads, so a copy of a write acknowledged before the
+//!   pass is in the read. A topic no router feeds pays one lookup of the router set (no wait,
+//!   no allocation).
 //! - Every stream ends with the `error` frame once shutdown starts (checked before every read
 //!   and while parked).
 //! - Encode once: reads go through the fan-out cache (`fanout`), so the watchers one append
 //!   wakes at the same cursor share one topic read and one encoded `record` event; a watcher
-//!   writes only its own `id:` line before it. The first read after arming a head watch takes
+//!   only builds its own `id:` line and small frames around it, and copies the shared bytes
+//!   into its chunk (a memcpy, cheaper than a body frame and a socket write of its own). The first read after arming a head watch takes
 //!   only a batch read after the arming: the head value seen at arming may predate appends
 //!   made while nobody listened.
 
@@ -19,12 +25,13 @@ use super::fanout::{read_batch, Floor, Key, SharedBatch};
 use super::frame;
 use super::session::StreamGuard;
 use crate::registry::Registry;
+use crate::router::Routers;
 use crate::topic::{TopicError, TopicHandle};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -33,9 +40,19 @@ use tokio::time::Instant;
 /// A wake-up: the topic, its head watch (to re-arm) and whether the topic still exists.
 type Wake = (String, watch::Receiver<u64>, bool);
 
+/// What a watch stream needs to honour read-your-writes on router dests (contract §8.3): the
+/// router set and the longest a pass waits for one feeding router to catch up.
+#[derive(Clone)]
+pub struct Feeders {
+    pub routers: Arc<Routers>,
+    pub wait: Duration,
+}
+
 /// Per connection and topic.
 #[derive(Default)]
 struct Slot {
+    /// The next read of this topic starts a pass over it: drive its feeding routers first.
+    drive: bool,
     /// Id of the topic incarnation whose head watch is armed.
     armed: Option<u64>,
     /// A read of this topic already happened on this connection.
@@ -58,6 +75,7 @@ enum Parked {
 
 pub struct Watcher {
     registry: Arc<Registry>,
+    feeders: Feeders,
     guard: StreamGuard,
     stop: watch::Receiver<bool>,
     stopping: bool,
@@ -66,8 +84,6 @@ pub struct Watcher {
     dirty: BTreeSet<String>,
     wakes: FuturesUnordered<BoxFuture<'static, Wake>>,
     last_frame: Instant,
-    /// The rest of the current drain step's parts (one batch at most: pull, don't buffer).
-    pending: VecDeque<Bytes>,
     retry_ms: Option<u64>,
     ended: bool,
 }
@@ -75,24 +91,26 @@ pub struct Watcher {
 impl Watcher {
     pub fn new(
         registry: Arc<Registry>,
+        feeders: Feeders,
         guard: StreamGuard,
         stop: watch::Receiver<bool>,
         retry_ms: u64,
     ) -> Watcher {
         let topics = guard.session.topics();
+        let fresh = || Slot {
+            drive: true,
+            ..Slot::default()
+        };
         Watcher {
             registry,
-            slots: topics
-                .iter()
-                .map(|t| (t.clone(), Slot::default()))
-                .collect(),
+            feeders,
+            slots: topics.iter().map(|t| (t.clone(), fresh())).collect(),
             dirty: topics.into_iter().collect(),
             guard,
             stop,
             stopping: false,
             wakes: FuturesUnordered::new(),
             last_frame: Instant::now(),
-            pending: VecDeque::new(),
             retry_ms: Some(retry_ms),
             ended: false,
         }
@@ -107,10 +125,6 @@ impl Watcher {
             return Some(Bytes::from(frame::retry(ms)));
         }
         loop {
-            // Before the shutdown check: the session cursor already covers these parts.
-            if let Some(part) = self.pending.pop_front() {
-                return Some(part);
-            }
             if self.stopping || *self.stop.borrow() {
                 self.ended = true;
                 let mut out = Vec::new();
@@ -123,10 +137,10 @@ impl Watcher {
                 return None;
             }
             if let Some(topic) = self.dirty.first().cloned() {
-                let parts = self.drain_step(&topic).await;
-                if !parts.is_empty() {
+                // Returned at once: the session cursor already covers this chunk.
+                if let Some(chunk) = self.drain_step(&topic).await {
                     self.last_frame = Instant::now();
-                    self.pending.extend(parts);
+                    return Some(chunk);
                 }
                 continue;
             }
@@ -135,6 +149,7 @@ impl Watcher {
                 Parked::Heartbeat => {
                     // §9.4: repeat the drain (this is how a quiet delete is noticed).
                     self.dirty = self.slots.keys().cloned().collect();
+                    self.slots.values_mut().for_each(|s| s.drive = true);
                     self.last_frame = Instant::now();
                     return Some(Bytes::from_static(frame::HEARTBEAT));
                 }
@@ -171,7 +186,9 @@ impl Watcher {
         let Some(slot) = self.slots.get_mut(&topic) else {
             return;
         };
-        self.dirty.insert(topic.clone());
+        if self.dirty.insert(topic.clone()) {
+            slot.drive = true;
+        }
         if alive {
             // Marked seen now, before the drain this wake-up causes.
             slot.seen_head = slot.seen_head.max(*rx.borrow_and_update());
@@ -201,11 +218,25 @@ impl Watcher {
     }
 
     /// One read of `topic` and the frames it yields; the topic leaves `dirty` once caught up.
-    async fn drain_step(&mut self, topic: &str) -> Vec<Bytes> {
+    async fn drain_step(&mut self, topic: &str) -> Option<Bytes> {
         let Some(handle) = self.registry.get(topic) else {
             return self.deleted(topic);
         };
         self.arm(topic, &handle);
+        if self
+            .slots
+            .get_mut(topic)
+            .is_some_and(|s| std::mem::take(&mut s.drive))
+        {
+            // Read-your-writes: a no-op without feeding routers (no await pending). Shutdown
+            // cuts the wait short; the read then goes ahead and the `error` frame follows.
+            let f = &self.feeders;
+            tokio::select! {
+                biased;
+                _ = f.routers.drive_dest(topic, f.wait) => {}
+                r = self.stop.changed() => self.stopping |= r.is_err(),
+            }
+        }
         let session = self.guard.session.clone();
         let from = session.cursor(topic).unwrap_or(0);
         let floor = self.slots.get(topic).map_or(
@@ -234,28 +265,26 @@ impl Watcher {
             Err(_) => {
                 // A full mailbox: the topic stays dirty; retry shortly.
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                Vec::new()
+                None
             }
         }
     }
 
-    fn deleted(&mut self, topic: &str) -> Vec<Bytes> {
+    fn deleted(&mut self, topic: &str) -> Option<Bytes> {
         self.slots.remove(topic);
         self.dirty.remove(topic);
         let id = self.guard.session.drop_topic(topic);
         let mut out = Vec::new();
         frame::event(&mut out, &id, "topic-deleted", &frame::deleted_data(topic));
-        vec![Bytes::from(out)]
+        Some(Bytes::from(out))
     }
 
-    /// This watcher's parts for batch `b`: its own frames and `id:` lines around the shared
-    /// `record` event.
-    fn frames(&mut self, topic: &str, from: u64, b: &SharedBatch) -> Vec<Bytes> {
+    /// This watcher's chunk for batch `b`: its own frames and `id:` lines around the shared
+    /// `record` event, in one buffer; `None` when the read yields no frame.
+    fn frames(&mut self, topic: &str, from: u64, b: &SharedBatch) -> Option<Bytes> {
         let session = self.guard.session.clone();
-        let (mut parts, mut out) = (Vec::new(), Vec::new());
-        let Some(slot) = self.slots.get_mut(topic) else {
-            return parts;
-        };
+        let slot = self.slots.get_mut(topic)?;
+        let mut out = Vec::new();
         let first_read = !std::mem::replace(&mut slot.read_once, true);
         // The head this read saw is a floor for later shared batches too: the head watch value
         // at arming can be older (nobody listened), and a batch below a head already seen
@@ -279,9 +308,10 @@ impl Watcher {
         }
         let id = session.advance(topic, b.next_from_seq);
         if let Some(record) = &b.record {
+            // One allocation for the id line, the shared event and a `caught-up` after it.
+            out.reserve(2 * id.len() + record.len() + topic.len() + 96);
             frame::id_line(&mut out, &id);
-            parts.push(Bytes::from(std::mem::take(&mut out)));
-            parts.push(record.clone());
+            out.extend_from_slice(record);
             slot.caught_up_sent = false;
         }
         let stuck = b.tombstone.is_none() && b.next_from_seq == from;
@@ -297,9 +327,6 @@ impl Watcher {
                 &frame::caught_up_data(topic, b.head_seq),
             );
         }
-        if !out.is_empty() {
-            parts.push(Bytes::from(out));
-        }
-        parts
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 }

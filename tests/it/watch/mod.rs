@@ -4,6 +4,7 @@
 mod api;
 mod fanout;
 mod frames;
+mod routers;
 mod shared;
 
 use crate::harness::sse::{End, Item, SseStream};
