@@ -100,7 +100,9 @@ echo
 cell() { # label args... : one drain cell, result appended to $OUT
   local label=$1
   shift
-  "$GEN" drain --label "$label" "$@" | tee -a "$OUT" | cut -c1-200 >&2
+  if ! "$GEN" drain --label "$label" "$@" | tee -a "$OUT" | cut -c1-200 >&2; then
+    echo "cell $label $* FAILED" >&2
+  fi
 }
 
 # The five systems, rotated each repetition so no system always runs first or last.
@@ -137,7 +139,8 @@ for rep in $(seq 1 "$REPS"); do
     for p in 0 1; do
       "$GEN" poison --addr "127.0.0.1:$T_PORT" --server-pid "$T_PID" --durability disk \
         --workers "$POISON_WORKERS" --batch "$b" --jobs "$POISON_JOBS" --poison "$p" \
-        --max-deliveries "$MAX_DELIVERIES" | tee -a "$OUT" | cut -c1-200 >&2
+        --max-deliveries "$MAX_DELIVERIES" | tee -a "$OUT" | cut -c1-200 >&2 ||
+        echo "poison cell batch $b poison $p FAILED" >&2
     done
   done
 done

@@ -1,6 +1,8 @@
 //! A minimal HTTP/1.1 keep-alive client: one TCP connection, one request at a time,
 //! JSON bodies, `Content-Length` or chunked responses. Enough for the bench, nothing more.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,9 +30,28 @@ impl Client {
         self.request_json("POST", path, body).await
     }
 
+    /// Like `request_json`, but a `429` (back-pressure) is retried after a short pause and
+    /// counted in `THROTTLED`, so the bench reports it instead of dying on it.
+    pub async fn post_json_retry(&mut self, path: &str, body: &Value) -> Res<Value> {
+        loop {
+            match self.send("POST", path, body).await? {
+                (429, _) => {
+                    THROTTLED.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                (status, resp) => return parse("POST", path, status, resp),
+            }
+        }
+    }
+
     /// Sends one request (no body when `body` is null) and returns the parsed JSON body.
     /// A status outside 2xx is an error carrying the body.
     pub async fn request_json(&mut self, method: &str, path: &str, body: &Value) -> Res<Value> {
+        let (status, resp) = self.send(method, path, body).await?;
+        parse(method, path, status, resp)
+    }
+
+    async fn send(&mut self, method: &str, path: &str, body: &Value) -> Res<(u16, Vec<u8>)> {
         let payload = if body.is_null() {
             Vec::new()
         } else {
@@ -45,18 +66,7 @@ impl Client {
         .into_bytes();
         req.extend_from_slice(&payload);
         self.sock.write_all(&req).await?;
-        let (status, resp) = self.read_response().await?;
-        if !(200..300).contains(&status) {
-            return Err(format!(
-                "{method} {path}: HTTP {status}: {}",
-                String::from_utf8_lossy(&resp)
-            )
-            .into());
-        }
-        if resp.is_empty() {
-            return Ok(Value::Null);
-        }
-        Ok(serde_json::from_slice(&resp)?)
+        self.read_response().await
     }
 
     async fn fill(&mut self) -> Res<()> {
@@ -125,6 +135,20 @@ impl Client {
         let body = self.buf.drain(..len).collect();
         Ok((status, body))
     }
+}
+
+/// Requests answered `429` and retried, all clients of this process.
+pub static THROTTLED: AtomicU64 = AtomicU64::new(0);
+
+fn parse(method: &str, path: &str, status: u16, resp: Vec<u8>) -> Res<Value> {
+    if !(200..300).contains(&status) {
+        let text = String::from_utf8_lossy(&resp);
+        return Err(format!("{method} {path}: HTTP {status}: {text}").into());
+    }
+    if resp.is_empty() {
+        return Ok(Value::Null);
+    }
+    Ok(serde_json::from_slice(&resp)?)
 }
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {

@@ -140,7 +140,7 @@ impl Worker {
             Worker::Topics { c, topic, node } => {
                 let body = json!({"node": node, "max": batch, "lease_ms": 30000});
                 let v = c
-                    .post_json(&format!("/v0/topics/{topic}/claim"), &body)
+                    .post_json_retry(&format!("/v0/topics/{topic}/claim"), &body)
                     .await?;
                 let mut out = Vec::new();
                 for j in v["claimed"].as_array().ok_or("claim: no claimed[]")? {
@@ -208,7 +208,7 @@ impl Worker {
                 }
                 if !bad.is_empty() {
                     let body = json!({"node": node, "seqs": bad});
-                    c.post_json(&format!("/v0/topics/{topic}/nack"), &body)
+                    c.post_json_retry(&format!("/v0/topics/{topic}/nack"), &body)
                         .await?;
                 }
                 if seqs.is_empty() {
@@ -216,7 +216,7 @@ impl Worker {
                 }
                 let body = json!({"node": node, "seqs": seqs, "lease_ids": leases});
                 let v = c
-                    .post_json(&format!("/v0/topics/{topic}/ack"), &body)
+                    .post_json_retry(&format!("/v0/topics/{topic}/ack"), &body)
                     .await?;
                 Ok(v["acked"].as_u64().ok_or("ack: no acked")?)
             }
@@ -283,7 +283,7 @@ async fn topics_preload(addr: &str, name: &str, n: u64, poison: bool) -> Res<()>
             i += 1;
         }
         let body = json!({ "records": std::mem::take(&mut recs) });
-        c.post_json(&format!("/v0/topics/{name}?return_seqs=false"), &body)
+        c.post_json_retry(&format!("/v0/topics/{name}?return_seqs=false"), &body)
             .await?;
     }
     Ok(())
@@ -565,6 +565,7 @@ async fn cmd_drain(a: &Args) -> Res<()> {
         "client_cpu_pct": d.cli_cpu,
         "load1": d.load,
         "max_share": max_share,
+        "throttled_429": http::THROTTLED.load(Ordering::Relaxed),
         "min_share": min_share,
         "per_worker": d.per_worker,
     });
@@ -655,6 +656,7 @@ async fn cmd_poison(a: &Args) -> Res<()> {
         "poison_deliveries": POISON_SEEN.load(Ordering::Relaxed),
         "server_cpu_pct": d.srv_cpu,
         "load1": d.load,
+        "throttled_429": http::THROTTLED.load(Ordering::Relaxed),
     });
     let mut c = http::Client::connect(&addr).await?;
     c.request_json("DELETE", &format!("/v0/topics/{name}"), &Value::Null)

@@ -73,14 +73,14 @@ pub fn run(path: &str) -> Res<()> {
         cells.entry(key).or_default().push(l);
     }
     let mut med: BTreeMap<(String, u64), f64> = BTreeMap::new();
-    println!("| system | workers | batch | reps | jobs/s (median) | jobs/s (range) | claim p50 ms | claim p99 ms | server CPU % | client CPU % | load avg 1m |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| system | workers | batch | reps | jobs/s (median) | jobs/s (range) | claim p50 ms | claim p99 ms | server CPU % | client CPU % | load avg 1m | 429s (sum) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((pos, batch, workers), rows) in &cells {
         let label = ORDER.get(*pos).copied().unwrap_or("?");
         let jps = median(col(rows, "jobs_per_s"));
         med.insert((label.to_string(), *batch), jps);
         println!(
-            "| {label} | {workers} | {batch} | {} | {jps:.0} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} |",
+            "| {label} | {workers} | {batch} | {} | {jps:.0} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} | {} |",
             rows.len(),
             range(rows, "jobs_per_s"),
             median(col(rows, "claim_p50_ms")),
@@ -88,6 +88,7 @@ pub fn run(path: &str) -> Res<()> {
             median(col(rows, "server_cpu_pct")),
             median(col(rows, "client_cpu_pct")),
             median(col(rows, "load1")),
+            col(rows, "throttled_429").iter().filter(|x| x.is_finite()).sum::<f64>(),
         );
     }
 
@@ -131,8 +132,8 @@ pub fn run(path: &str) -> Res<()> {
     let mut poison_worst_deliv: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     if !poison.is_empty() {
         println!();
-        println!("| poison run: workers | good jobs | claim max | poison job | reps | good jobs/s (median) | range | poison deliveries (max over reps) | dead-lettered | max_deliveries |");
-        println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+        println!("| poison run: workers | good jobs | claim max | poison job | reps | good jobs/s (median) | range | poison deliveries (max over reps) | dead-lettered | max_deliveries | 429s (sum) |");
+        println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
         for ((b, p), rows) in &poison {
             let jps = median(col(rows, "good_jobs_per_s"));
             let deliv = rows
@@ -152,7 +153,7 @@ pub fn run(path: &str) -> Res<()> {
                 }
             }
             println!(
-                "| {} | {} | {b} | {} | {} | {jps:.0} | {} | {} | {} | {} |",
+                "| {} | {} | {b} | {} | {} | {jps:.0} | {} | {} | {} | {} | {} |",
                 rows[0]["workers"],
                 rows[0]["jobs"],
                 if *p { "yes" } else { "no" },
@@ -168,7 +169,11 @@ pub fn run(path: &str) -> Res<()> {
                 } else {
                     "–".into()
                 },
-                maxd
+                maxd,
+                col(rows, "throttled_429")
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .sum::<f64>(),
             );
         }
     }
