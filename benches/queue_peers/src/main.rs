@@ -444,7 +444,11 @@ async fn cleanup(cell: &Cell) -> Res<()> {
 
 // ---------------------------------------------------------------- the timed drain
 
+/// No ack for this long ends a drain (reported with `"stalled": true`).
+const STALL: Duration = Duration::from_secs(15);
+
 struct Drain {
+    stalled: bool,
     secs: f64,
     per_worker: Vec<u64>,
     claim_lat_us: Vec<u32>,
@@ -467,15 +471,37 @@ async fn drain(
     let end: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let (srv0, cli0) = (cpu_secs(server_pid), cpu_secs("self"));
     let t0 = Instant::now();
+    // A drain that makes no progress for STALL ends anyway and is reported as stalled.
+    let stalled = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let monitor = {
+        let (acked, stalled, finished) = (acked.clone(), stalled.clone(), finished.clone());
+        tokio::spawn(async move {
+            let (mut last, mut since) = (0, Instant::now());
+            while !finished.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let now = acked.load(Ordering::Relaxed);
+                if now != last {
+                    (last, since) = (now, Instant::now());
+                } else if since.elapsed() > STALL {
+                    stalled.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
     let mut handles = Vec::new();
     for mut w in workers {
         let (acked, end, until) = (acked.clone(), end.clone(), until.clone());
+        let stalled = stalled.clone();
         handles.push(tokio::spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(1 << 14);
             let (mut mine, mut empty) = (0u64, 0u64);
             loop {
                 let more = until.as_ref().is_some_and(|u| !u.load(Ordering::Relaxed));
-                if acked.load(Ordering::Relaxed) >= target && !more {
+                if (acked.load(Ordering::Relaxed) >= target && !more)
+                    || stalled.load(Ordering::Relaxed)
+                {
                     break;
                 }
                 let t = Instant::now();
@@ -500,6 +526,7 @@ async fn drain(
         }));
     }
     let mut d = Drain {
+        stalled: false,
         secs: 0.0,
         per_worker: vec![],
         claim_lat_us: vec![],
@@ -514,6 +541,9 @@ async fn drain(
         d.claim_lat_us.extend(lat);
         d.empty_claims += empty;
     }
+    finished.store(true, Ordering::Relaxed);
+    let _ = monitor.await;
+    d.stalled = stalled.load(Ordering::Relaxed);
     let t_end = end.lock().unwrap().unwrap_or_else(Instant::now);
     d.secs = (t_end - t0).as_secs_f64();
     let wall = t0.elapsed().as_secs_f64();
@@ -555,6 +585,7 @@ async fn cmd_drain(a: &Args) -> Res<()> {
         "batch": cell.batch,
         "jobs": cell.jobs,
         "acked": total,
+        "stalled": d.stalled,
         "secs": d.secs,
         "jobs_per_s": cell.jobs as f64 / d.secs,
         "claims": d.claim_lat_us.len(),
@@ -647,6 +678,8 @@ async fn cmd_poison(a: &Args) -> Res<()> {
         "batch": batch,
         "jobs": jobs,
         "max_deliveries": maxd,
+        "stalled": d.stalled,
+        "good_acked": d.per_worker.iter().sum::<u64>(),
         "secs": d.secs,
         "good_jobs_per_s": jobs as f64 / d.secs,
         "claim_p99_ms": pct(&d.claim_lat_us, 0.99),
