@@ -8,7 +8,8 @@
 # Knobs (environment): REPS (3), JOBS per drain cell (50000), WORKERS (16), BATCHES ("1 10"),
 # FAIR_WORKERS (50), FAIR_JOBS (20000), FAIR_BATCHES ("1 10"), POISON_WORKERS (10),
 # POISON_JOBS (10000), POISON_BATCHES ("1 10"), MAX_DELIVERIES (5), SKIP_BUILD (unset),
-# OUT (JSON-lines result file; default a temp file).
+# OUT (JSON-lines result file; default a temp file), PARTS ("drain fair poison": which parts
+# to run).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +25,8 @@ POISON_WORKERS=${POISON_WORKERS:-10}
 POISON_JOBS=${POISON_JOBS:-10000}
 POISON_BATCHES=${POISON_BATCHES:-"1 10"}
 MAX_DELIVERIES=${MAX_DELIVERIES:-5}
+PARTS=${PARTS:-"drain fair poison"}
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -125,18 +128,21 @@ run_system() { # label batch
 }
 
 for rep in $(seq 1 "$REPS"); do
-  for b in $BATCHES; do
+  has_part drain && for b in $BATCHES; do
     n=${#SYSTEMS[@]}
     for i in $(seq 0 $((n - 1))); do
       run_system "${SYSTEMS[$(((i + rep - 1) % n))]}" "$b"
     done
   done
-  for b in $FAIR_BATCHES; do
+  has_part fair && for b in $FAIR_BATCHES; do
     cell fairness --system topics --addr "127.0.0.1:$T_PORT" --durability disk \
       --server-pid "$T_PID" --workers "$FAIR_WORKERS" --batch "$b" --jobs "$FAIR_JOBS"
   done
-  for b in $POISON_BATCHES; do
-    for p in 0 1; do
+  has_part poison && for b in $POISON_BATCHES; do
+    # Alternate which of the pair runs first.
+    order="0 1"
+    ((rep % 2)) || order="1 0"
+    for p in $order; do
       "$GEN" poison --addr "127.0.0.1:$T_PORT" --server-pid "$T_PID" --durability disk \
         --workers "$POISON_WORKERS" --batch "$b" --jobs "$POISON_JOBS" --poison "$p" \
         --max-deliveries "$MAX_DELIVERIES" | tee -a "$OUT" | cut -c1-200 >&2 ||
