@@ -44,7 +44,7 @@ fi
 TOPICS_BIN=${TOPICS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/topics}
 GEN="$HERE/target/release/queue_peers"
 
-TMP=$(mktemp -d /tmp/queue_peers.XXXXXX)
+TMP=$(mktemp -d -t queue_peers.XXXXXX)
 OUT=${OUT:-$TMP/results.jsonl}
 PIDS=()
 cleanup() {
