@@ -114,7 +114,7 @@ enum Job {
         poison: bool,
     },
     Redis(String),
-    Nats(async_nats::jetstream::Message),
+    Nats(Box<async_nats::jetstream::Message>),
 }
 
 enum Worker {
@@ -129,7 +129,7 @@ enum Worker {
         consumer: String,
     },
     Nats {
-        consumer: async_nats::jetstream::consumer::PullConsumer,
+        consumer: Box<async_nats::jetstream::consumer::PullConsumer>,
         double: bool,
     },
 }
@@ -183,7 +183,9 @@ impl Worker {
                     .map_err(|e| format!("fetch: {e}"))?;
                 let mut out = Vec::new();
                 while let Some(m) = msgs.next().await {
-                    out.push(Job::Nats(m.map_err(|e| format!("fetch msg: {e}"))?));
+                    out.push(Job::Nats(Box::new(
+                        m.map_err(|e| format!("fetch msg: {e}"))?,
+                    )));
                 }
                 Ok(out)
             }
@@ -398,7 +400,7 @@ async fn setup(cell: &Cell, a: &Args) -> Res<Vec<Worker>> {
                     .await
                     .map_err(|e| format!("get consumer: {e}"))?;
                 ws.push(Worker::Nats {
-                    consumer: c,
+                    consumer: Box::new(c),
                     double: cell.nats_double,
                 });
             }
