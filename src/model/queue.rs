@@ -236,6 +236,14 @@ impl LeaseBook {
         *d
     }
 
+    /// Take back a delivery that did not happen (its lease could not be logged, or its
+    /// dead-letter move failed).
+    pub fn unbump(&mut self, seq: u64) {
+        if let Some(d) = self.deliveries.get_mut(&seq) {
+            *d = d.saturating_sub(1);
+        }
+    }
+
     pub fn deliveries(&self, seq: u64) -> u32 {
         self.deliveries.get(&seq).copied().unwrap_or(0)
     }

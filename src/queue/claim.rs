@@ -91,6 +91,9 @@ impl QueueActor {
         let cfg = &st.config;
         let mut turn = 0;
         let mut granted = Vec::new();
+        // Jobs whose dead-letter move failed go back only after this pass, so the pass does
+        // not take the same job again and again.
+        let mut failed_moves = Vec::new();
         let mut outcome = Ok(());
         for _ in 0..FRESH_ROUNDS {
             let need: usize = members
@@ -116,7 +119,9 @@ impl QueueActor {
                         if let Err(e) = self.dead_letter(&rec, &dlq, cfg).await {
                             tracing::warn!(topic = %self.topic.name, seq = rec.seq, error = ?e,
                                 "dead-letter move failed; the job stays claimable");
-                            self.book.put_back(rec.seq);
+                            // Not delivered, not moved: the attempt does not count.
+                            self.book.unbump(rec.seq);
+                            failed_moves.push(rec.seq);
                         }
                         continue;
                     }
@@ -140,10 +145,13 @@ impl QueueActor {
                 turn = (turn + 1) % members.len();
             }
         }
+        failed_moves.iter().for_each(|s| self.book.put_back(*s));
         if let Err(e) = self.log_seqs(&granted, cfg).await {
-            // Not logged, not handed out: the leases are undone and the work stays claimable.
+            // Not logged, not handed out: the leases and their delivery counts are undone
+            // and the work stays claimable.
             for s in &granted {
                 self.book.release(*s, 0, now);
+                self.book.unbump(*s);
             }
             got.iter_mut().for_each(Vec::clear);
             return Err(e.into());

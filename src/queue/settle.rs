@@ -6,6 +6,7 @@ use super::actor::QueueActor;
 use super::{QueueError, SettleOk, SettleOp, SettleRequest};
 use crate::model::queue::Backoff;
 use crate::model::topic_config::Durability;
+use crate::topic::TopicError;
 use std::time::Instant;
 
 impl QueueActor {
@@ -64,8 +65,8 @@ impl QueueActor {
         Ok(out)
     }
 
-    /// Delete the acked seqs; on failure they all return to the reclaim set and the call
-    /// fails (§10.4).
+    /// Delete the acked seqs; on a storage failure they all return to the reclaim set and
+    /// the call fails (§10.4); refused for back-pressure, the leases stay.
     async fn ack(
         &mut self,
         seqs: &[u64],
@@ -84,6 +85,10 @@ impl QueueActor {
                 seqs.iter().for_each(|s| self.book.forget(*s));
                 Ok(())
             }
+            // Back-pressure: nothing was applied and the leases stay, so the worker's retry
+            // acks them (releasing would turn every 429 into a redelivery).
+            Err(e @ TopicError::Throttled) => Err(e.into()),
+            // A failed delete (§10.4): the jobs are claimable again and the call fails.
             Err(e) => {
                 let now = self.clock.now_ms();
                 seqs.iter().for_each(|s| self.book.release(*s, 0, now));

@@ -123,3 +123,44 @@ fn competing_workers_drain_every_job_exactly_once_and_never_share_a_lease() {
         json!({"ready":0,"in_flight":0,"dead_lettered":0})
     );
 }
+
+/// A claim refused for back-pressure (`429`: the WAL queue is full, so the leases could not
+/// be logged) delivered nothing, so it must not count a delivery: with a tiny WAL queue and
+/// many workers, no job that every worker acks is ever dead-lettered.
+#[test]
+fn refused_claims_count_no_delivery_and_dead_letter_nothing() {
+    let s = Server::start_with(&[], Some("[storage]\nwal_queue_frames = 2\n"));
+    let post = |path: &str, body: Value| loop {
+        let r = s.post(path, &body);
+        match r.status {
+            200 | 201 => return r.json(),
+            429 => std::thread::sleep(std::time::Duration::from_millis(1)),
+            other => panic!("{path}: {other} {}", r.text()),
+        }
+    };
+    s.put(
+        "/v0/topics/q",
+        &json!({"type":"queue","max_deliveries":1,"dead_letter":"dead","leases_durable":true}),
+    )
+    .expect(201);
+    for i in 0..40 {
+        let batch: Vec<Value> = (0..25).map(|j| json!({"data": i * 25 + j})).collect();
+        post("/v0/topics/q", json!({"records": batch}));
+    }
+    std::thread::scope(|sc| {
+        for w in 0..8 {
+            let post = &post;
+            sc.spawn(move || loop {
+                let node = format!("w{w}");
+                let c = post("/v0/topics/q/claim", json!({"node": node, "max": 1}));
+                let got = seqs(&c);
+                if got.is_empty() {
+                    break;
+                }
+                post("/v0/topics/q/ack", json!({"node": node, "seqs": got}));
+            });
+        }
+    });
+    assert_eq!(counters(&s, "q")["dead_lettered"], 0);
+    assert_eq!(s.state("q")["count"], 0);
+}
