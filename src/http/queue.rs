@@ -132,8 +132,9 @@ async fn settle(
             out["acked"] = json!(n);
             out["ready"] = json!(ok.ready);
             out["in_flight"] = json!(ok.in_flight);
-            let extra = [("fsync_ms", json!(ok.fsync_ms))];
-            let extra: &[(&str, Value)] = if ok.fsync_ms > 0.0 { &extra } else { &[] };
+            let fsync_ms = ok.sync_started.map(|t| t.elapsed().as_secs_f64() * 1000.0);
+            let extra = [("fsync_ms", json!(fsync_ms))];
+            let extra: &[(&str, Value)] = if fsync_ms.is_some() { &extra } else { &[] };
             out["performance"] = performance(started, extra);
         }
         Kind::Nack => {

@@ -2,7 +2,7 @@
 //! seq is never leased twice), logs lease events on the topic's WAL shard, and gathers claims
 //! arriving within `claim_jitter_ms` into one cohort served round-robin.
 
-use super::{Cmd, Counters, QueueHandle, QueueImage};
+use super::{Cmd, Counters, QueueError, QueueHandle, QueueImage};
 use crate::clock::Clock;
 use crate::model::queue::{Backoff, LeaseBook};
 use crate::model::topic_config::{Durability, TopicConfig};
@@ -80,9 +80,12 @@ impl QueueActor {
     async fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Claim(req, reply) => self.on_claim(req, reply).await,
-            Cmd::Settle(req, reply) => {
-                let _ = reply.send(self.settle(req).await);
-            }
+            Cmd::Settle(req, reply) => match self.settle(req).await {
+                Ok((ok, sync)) => answer_after(sync, reply, Ok(ok)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Cmd::Counters(reply) => {
                 let result = match self.topic.state(false).await {
                     Ok(st) => Ok(self.counters(&st)),
@@ -146,8 +149,22 @@ impl QueueActor {
         seqs: &[u64],
         config: &TopicConfig,
     ) -> Result<(), TopicError> {
+        match self.submit_seqs(seqs, config)? {
+            Some(sync) => durable(sync).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Submit the QueueSeq frames of `seqs` without waiting: with `leases_durable` the
+    /// receiver resolves at the covering sync (the caller answers its client then, while the
+    /// actor goes on, so concurrent claims share one sync).
+    pub(super) fn submit_seqs(
+        &self,
+        seqs: &[u64],
+        config: &TopicConfig,
+    ) -> Result<Sync, TopicError> {
         if seqs.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut buf = Vec::new();
         for &seq in seqs {
@@ -160,28 +177,33 @@ impl QueueActor {
             self.book.last_lease(),
             self.book.dead_lettered,
         );
-        self.log(buf, config, config.leases_durable).await
+        self.submit(buf, config, config.leases_durable)
     }
 
-    /// Submit `buf` on the topic's shard; `durable` waits for the covering sync.
+    /// Submit `buf` on the topic's shard and, with `wait`, wait for the covering sync.
     pub(super) async fn log(
         &self,
         buf: Vec<u8>,
         config: &TopicConfig,
-        durable: bool,
+        wait: bool,
     ) -> Result<(), TopicError> {
+        match self.submit(buf, config, wait)? {
+            Some(sync) => durable(sync).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Submit `buf` on the topic's shard; with `wait`, the receiver of the covering sync.
+    fn submit(&self, buf: Vec<u8>, config: &TopicConfig, wait: bool) -> Result<Sync, TopicError> {
         if config.durability == Durability::Ephemeral {
-            return Ok(());
+            return Ok(None);
         }
         let wal = self.registry.wal();
         let shard = crate::storage::shard_of(&self.topic.name, wal.shard_count());
-        let commit = if durable { Commit::Wait } else { Commit::Lazy };
+        let commit = if wait { Commit::Wait } else { Commit::Lazy };
         match wal.submit(shard, buf, commit) {
-            Ok(Some(rx)) if durable => rx
-                .await
-                .map_err(|_| TopicError::Storage(stopped()))?
-                .map_err(TopicError::Storage),
-            Ok(_) => Ok(()),
+            Ok(rx) if wait => Ok(rx),
+            Ok(_) => Ok(None),
             Err(SubmitError::Full) => Err(TopicError::Throttled),
             Err(SubmitError::Failed(e)) => Err(TopicError::Storage(e)),
         }
@@ -202,6 +224,42 @@ impl QueueActor {
         }
         for (seq, mark) in intents {
             self.finish_interrupted_move(seq, mark).await;
+        }
+    }
+}
+
+/// A pending sync, if the caller must wait for one before answering.
+pub(super) type Sync = Option<tokio::sync::oneshot::Receiver<crate::storage::wal::SyncResult>>;
+
+/// Wait for a submitted frame's covering sync.
+pub(super) async fn durable(
+    sync: tokio::sync::oneshot::Receiver<crate::storage::wal::SyncResult>,
+) -> Result<(), TopicError> {
+    sync.await
+        .map_err(|_| TopicError::Storage(stopped()))?
+        .map_err(TopicError::Storage)
+}
+
+/// Answer once `sync` (if any) completed, without holding up the actor: a failed sync turns
+/// the answer into the storage error (the server is failing then; leases granted meanwhile
+/// only expire, no job is lost).
+pub(super) fn answer_after<T: Send + 'static>(
+    sync: Sync,
+    reply: tokio::sync::oneshot::Sender<Result<T, QueueError>>,
+    out: Result<T, QueueError>,
+) {
+    match sync {
+        None => {
+            let _ = reply.send(out);
+        }
+        Some(sync) => {
+            tokio::spawn(async move {
+                let out = match durable(sync).await {
+                    Ok(()) => out,
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(out);
+            });
         }
     }
 }

@@ -3,7 +3,7 @@
 //! delivery and either dead-lettered (over `max_deliveries`) or leased. Claims arriving
 //! within `claim_jitter_ms` of the first form a cohort served round-robin in one pass.
 
-use super::actor::QueueActor;
+use super::actor::{QueueActor, Sync};
 use super::{ClaimOk, ClaimRequest, Claimed, QueueError, Reply};
 use crate::model::record::Record;
 use crate::topic::{ReadRequest, TopicState};
@@ -62,30 +62,51 @@ impl QueueActor {
             }
         };
         let mut got: Vec<Vec<Claimed>> = members.iter().map(|_| Vec::new()).collect();
-        let result = self.fill(&members, &mut got, &st).await;
+        let (result, sync) = self.fill(&members, &mut got, &st).await;
         let ready = self
             .counters(&self.topic.state(false).await.unwrap_or(st))
             .ready;
-        for (m, mut claimed) in members.into_iter().zip(got) {
-            let out = match &result {
-                Err(e) if claimed.is_empty() => Err(e.clone()),
-                _ => {
-                    claimed.sort_by_key(|c| c.record.seq);
-                    Ok(ClaimOk { claimed, ready })
-                }
-            };
-            let _ = m.reply.send(out);
-        }
+        let answers: Vec<_> = members
+            .into_iter()
+            .zip(got)
+            .map(|(m, mut claimed)| {
+                let out = match &result {
+                    Err(e) if claimed.is_empty() => Err(e.clone()),
+                    _ => {
+                        claimed.sort_by_key(|c| c.record.seq);
+                        Ok(ClaimOk { claimed, ready })
+                    }
+                };
+                (m.reply, out)
+            })
+            .collect();
+        let Some(sync) = sync else {
+            answers.into_iter().for_each(|(r, out)| drop(r.send(out)));
+            return;
+        };
+        // Durable leases: the claimers hear of them after the sync; the actor goes on, so
+        // the claims of other workers share that sync.
+        tokio::spawn(async move {
+            let synced = super::actor::durable(sync).await;
+            for (reply, out) in answers {
+                let out = match &synced {
+                    Ok(()) => out,
+                    Err(e) => Err(QueueError::from(e.clone())),
+                };
+                let _ = reply.send(out);
+            }
+        });
     }
 
     /// Lease claimable records to the members, round-robin, until every member has its
-    /// `max` or nothing is claimable. Leases are logged before any member hears of them.
+    /// `max` or nothing is claimable. Leases are logged before any member hears of them:
+    /// the returned sync (with `leases_durable`) must complete before the answers go out.
     async fn fill(
         &mut self,
         members: &[Waiting],
         got: &mut [Vec<Claimed>],
         st: &TopicState,
-    ) -> Result<(), QueueError> {
+    ) -> (Result<(), QueueError>, Sync) {
         let now = self.clock.now_ms();
         self.expire(now, st);
         let cfg = &st.config;
@@ -146,17 +167,19 @@ impl QueueActor {
             }
         }
         failed_moves.iter().for_each(|s| self.book.put_back(*s));
-        if let Err(e) = self.log_seqs(&granted, cfg).await {
-            // Not logged, not handed out: the leases and their delivery counts are undone
-            // and the work stays claimable.
-            for s in &granted {
-                self.book.release(*s, 0, now);
-                self.book.unbump(*s);
+        match self.submit_seqs(&granted, cfg) {
+            Ok(sync) => (outcome, sync),
+            Err(e) => {
+                // Not logged, not handed out: the leases and their delivery counts are
+                // undone and the work stays claimable.
+                for s in &granted {
+                    self.book.release(*s, 0, now);
+                    self.book.unbump(*s);
+                }
+                got.iter_mut().for_each(Vec::clear);
+                (Err(e.into()), None)
             }
-            got.iter_mut().for_each(Vec::clear);
-            return Err(e.into());
         }
-        outcome
     }
 
     /// Up to `need` claimable records, ascending within each source: reclaimed seqs first

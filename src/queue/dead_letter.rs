@@ -59,7 +59,10 @@ impl QueueActor {
 
     /// The copy is durable in the dead-letter topic: delete the job from the queue.
     async fn complete_move(&mut self, seq: u64, cfg: &TopicConfig) -> Result<(), QueueError> {
-        self.topic.delete_seqs(vec![seq]).await?;
+        let (_, sync) = self.topic.delete_seqs(vec![seq]).await?;
+        if let Some(sync) = sync {
+            super::actor::durable(sync).await?;
+        }
         self.book.forget(seq);
         self.book.dead_lettered += 1;
         let mut buf = Vec::new();

@@ -120,7 +120,8 @@ pub struct SettleOk {
     pub deadlines: BTreeMap<u64, i64>,
     pub ready: u64,
     pub in_flight: u64,
-    pub fsync_ms: f64,
+    /// Ack on an `fsync` queue: when its delete was submitted (the answer waits for the sync).
+    pub sync_started: Option<std::time::Instant>,
 }
 
 /// `queue` in topic state (§10.8).

@@ -2,7 +2,7 @@
 //! unexpired lease on it (with the given `lease_id`, when fenced); every other seq is
 //! `skipped`. An ack is the topic's permanent delete of the seq.
 
-use super::actor::QueueActor;
+use super::actor::{QueueActor, Sync};
 use super::{QueueError, SettleOk, SettleOp, SettleRequest};
 use crate::model::queue::Backoff;
 use crate::model::topic_config::Durability;
@@ -10,7 +10,12 @@ use crate::topic::TopicError;
 use std::time::Instant;
 
 impl QueueActor {
-    pub(super) async fn settle(&mut self, req: SettleRequest) -> Result<SettleOk, QueueError> {
+    /// The outcome, and the sync the answer must wait for (acks on an `fsync` queue, and
+    /// nacks and extends with `leases_durable`).
+    pub(super) async fn settle(
+        &mut self,
+        req: SettleRequest,
+    ) -> Result<(SettleOk, Sync), QueueError> {
         let st = self.topic.state(false).await?;
         let now = self.clock.now_ms();
         self.expire(now, &st);
@@ -24,10 +29,12 @@ impl QueueActor {
                 false => out.skipped.push(seq),
             }
         }
-        match req.op {
+        let sync = match req.op {
             SettleOp::Ack => {
-                self.ack(&out.done, &mut out.fsync_ms, st.config.durability)
-                    .await?
+                let sync = self.ack(&out.done).await?;
+                let fsync = st.config.durability == Durability::Fsync && sync.is_some();
+                out.sync_started = fsync.then(Instant::now);
+                sync
             }
             SettleOp::Nack { delay_ms } => {
                 let ready_at = now + delay_ms.min(self.params.nack_delay_ms_max) as i64;
@@ -45,10 +52,11 @@ impl QueueActor {
                         _ => self.book.release(s, ready_at, now),
                     }
                 }
-                self.log_seqs(&out.done, &st.config).await?;
+                let sync = self.submit_seqs(&out.done, &st.config)?;
                 if !out.done.is_empty() {
                     self.changed.notify_waiters();
                 }
+                sync
             }
             SettleOp::Extend { lease_ms } => {
                 let deadline = now + self.params.clamp_lease(lease_ms) as i64;
@@ -56,37 +64,26 @@ impl QueueActor {
                     self.book.extend(s, deadline);
                     out.deadlines.insert(s, deadline);
                 }
-                self.log_seqs(&out.done, &st.config).await?;
+                self.submit_seqs(&out.done, &st.config)?
             }
-        }
+        };
         let st = self.topic.state(false).await.unwrap_or(st);
         let c = self.counters(&st);
         (out.ready, out.in_flight) = (c.ready, c.in_flight);
-        Ok(out)
+        Ok((out, sync))
     }
 
     /// Delete the acked seqs; on a storage failure they all return to the reclaim set and
     /// the call fails (§10.4); refused for back-pressure, the leases stay.
-    async fn ack(
-        &mut self,
-        seqs: &[u64],
-        fsync_ms: &mut f64,
-        class: Durability,
-    ) -> Result<(), QueueError> {
+    async fn ack(&mut self, seqs: &[u64]) -> Result<Sync, QueueError> {
         if seqs.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let t0 = Instant::now();
         match self.topic.delete_seqs(seqs.to_vec()).await {
-            Ok(_) => {
-                if class == Durability::Fsync {
-                    *fsync_ms = t0.elapsed().as_secs_f64() * 1000.0;
-                }
+            Ok((_, sync)) => {
                 seqs.iter().for_each(|s| self.book.forget(*s));
-                Ok(())
+                Ok(sync)
             }
-            // Back-pressure: nothing was applied and the leases stay, so the worker's retry
-            // acks them (releasing would turn every 429 into a redelivery).
             Err(e @ TopicError::Throttled) => Err(e.into()),
             // A failed delete (§10.4): the jobs are claimable again and the call fails.
             Err(e) => {

@@ -208,7 +208,7 @@ impl Actor {
                 let _ = reply.send(self.store.fetch(&seqs));
             }
             Command::DeleteSeqs { seqs, reply } => {
-                let _ = reply.send(self.delete_seqs(&seqs).await);
+                let _ = reply.send(self.delete_seqs(&seqs));
             }
             Command::Sync { reply } => {
                 let result = match self.config.durability.uses_wal() {

@@ -21,12 +21,32 @@ impl Actor {
         Ok(self.deleted(deleted, bytes))
     }
 
-    /// Delete exactly `seqs` (a queue's acks), logged like any delete.
-    pub(super) async fn delete_seqs(&mut self, seqs: &[u64]) -> Result<DeleteOk, TopicError> {
-        self.log_delete(|out, id| frame::encode_delete_seqs(out, id, seqs))
-            .await?;
+    /// Delete exactly `seqs` (a queue's acks), logged per the class like any delete but
+    /// applied at once: for class `fsync` the covering sync is handed back for the caller to
+    /// wait on before it answers, so the actor (and every other ack) does not wait for it. A
+    /// crash before that sync brings the jobs back, which is what an unanswered ack means.
+    pub(super) fn delete_seqs(
+        &mut self,
+        seqs: &[u64],
+    ) -> Result<(DeleteOk, super::PendingSync), TopicError> {
+        let commit = match self.config.durability {
+            Durability::Ephemeral => None,
+            Durability::Fsync => Some(Commit::Wait),
+            Durability::Disk => Some(Commit::Soon),
+            Durability::Memory => Some(Commit::Lazy),
+        };
+        let mut sync = None;
+        if let Some(commit) = commit {
+            let mut buf = Vec::new();
+            frame::encode_delete_seqs(&mut buf, self.id, seqs);
+            sync = match self.ctx.wal.submit(self.shard, buf, commit) {
+                Ok(rx) => rx.filter(|_| commit == Commit::Wait),
+                Err(SubmitError::Full) => return Err(TopicError::Throttled),
+                Err(SubmitError::Failed(e)) => return Err(TopicError::Storage(e)),
+            };
+        }
         let (deleted, bytes) = self.store.delete_seqs(seqs);
-        Ok(self.deleted(deleted, bytes))
+        Ok((self.deleted(deleted, bytes), sync))
     }
 
     /// Log a delete per the class: `fsync` durable before anything is applied or

@@ -85,8 +85,12 @@ impl TopicHandle {
         self.call(|reply| Command::Fetch { seqs, reply }).await
     }
 
-    /// Permanently delete exactly `seqs` (durable first for class `fsync`).
-    pub async fn delete_seqs(&self, seqs: Vec<u64>) -> Result<DeleteOk, TopicError> {
+    /// Permanently delete exactly `seqs`, applied at once; for class `fsync` the caller
+    /// answers its client only once the returned sync resolved.
+    pub async fn delete_seqs(
+        &self,
+        seqs: Vec<u64>,
+    ) -> Result<(DeleteOk, super::PendingSync), TopicError> {
         self.call(|reply| Command::DeleteSeqs { seqs, reply })
             .await?
     }

@@ -175,6 +175,9 @@ pub struct TopicState {
 
 type Reply<T> = tokio::sync::oneshot::Sender<T>;
 
+/// The covering sync of a frame a caller must wait for before it answers its own client.
+pub type PendingSync = Option<tokio::sync::oneshot::Receiver<crate::storage::wal::SyncResult>>;
+
 /// Messages to the actor.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -215,7 +218,7 @@ pub(crate) enum Command {
     /// Permanently delete exactly these seqs (a queue's acks).
     DeleteSeqs {
         seqs: Vec<u64>,
-        reply: Reply<Result<DeleteOk, TopicError>>,
+        reply: Reply<Result<(DeleteOk, PendingSync), TopicError>>,
     },
     /// Resolve once every frame this topic submitted so far is durable.
     Sync {
