@@ -28,44 +28,49 @@ impl QueueActor {
         req: ClaimRequest,
         reply: Reply<Result<ClaimOk, QueueError>>,
     ) {
-        let jitter = match self.topic.state(false).await {
-            Ok(st) => st
-                .config
-                .claim_jitter_ms
-                .min(self.params.claim_jitter_ms_max),
+        let st = match self.topic.state(false).await {
+            Ok(st) => st,
             Err(e) => {
                 let _ = reply.send(Err(e.into()));
                 return;
             }
         };
+        let jitter = st
+            .config
+            .claim_jitter_ms
+            .min(self.params.claim_jitter_ms_max);
         self.cohort.push(Waiting { req, reply });
         if jitter == 0 {
-            self.serve_cohort().await;
+            self.serve(st).await;
         } else if self.cohort_until.is_none() {
             self.cohort_until = Some(Instant::now() + Duration::from_millis(jitter));
         }
     }
 
-    /// Serve every waiting claim in one pass: seqs handed out one at a time, round-robin,
-    /// each member up to its `max`.
+    /// The cohort window closed: serve it with the topic's state as of now.
     pub(super) async fn serve_cohort(&mut self) {
-        self.cohort_until = None;
-        let members = std::mem::take(&mut self.cohort);
-        let st = match self.topic.state(false).await {
-            Ok(st) => st,
+        match self.topic.state(false).await {
+            Ok(st) => self.serve(st).await,
             Err(e) => {
                 let e = QueueError::from(e);
-                for m in members {
+                for m in std::mem::take(&mut self.cohort) {
                     let _ = m.reply.send(Err(e.clone()));
                 }
-                return;
             }
-        };
+        }
+    }
+
+    /// Serve every waiting claim in one pass: seqs handed out one at a time, round-robin,
+    /// each member up to its `max`.
+    async fn serve(&mut self, mut st: TopicState) {
+        self.cohort_until = None;
+        let members = std::mem::take(&mut self.cohort);
         let mut got: Vec<Vec<Claimed>> = members.iter().map(|_| Vec::new()).collect();
+        let moved = self.book.dead_lettered;
         let (result, sync) = self.fill(&members, &mut got, &st).await;
-        let ready = self
-            .counters(&self.topic.state(false).await.unwrap_or(st))
-            .ready;
+        // Claims change no record; dead-letter moves each delete one.
+        st.count = st.count.saturating_sub(self.book.dead_lettered - moved);
+        let ready = self.counters(&st).ready;
         let answers: Vec<_> = members
             .into_iter()
             .zip(got)

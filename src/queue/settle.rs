@@ -16,7 +16,7 @@ impl QueueActor {
         &mut self,
         req: SettleRequest,
     ) -> Result<(SettleOk, Sync), QueueError> {
-        let st = self.topic.state(false).await?;
+        let mut st = self.topic.state(false).await?;
         let now = self.clock.now_ms();
         self.expire(now, &st);
         let mut out = SettleOk::default();
@@ -67,7 +67,10 @@ impl QueueActor {
                 self.submit_seqs(&out.done, &st.config)?
             }
         };
-        let st = self.topic.state(false).await.unwrap_or(st);
+        // Only an ack changes the topic: each acked seq was a live record.
+        if matches!(req.op, SettleOp::Ack) {
+            st.count = st.count.saturating_sub(out.done.len() as u64);
+        }
         let c = self.counters(&st);
         (out.ready, out.in_flight) = (c.ready, c.in_flight);
         Ok((out, sync))
