@@ -12,6 +12,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// Request header bytes accepted over HTTP/2 (hyper counts name + value + 32 per header);
+/// HTTP/1.1 heads are bounded by hyper's ~400 KiB read buffer.
+const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
     b.http1()
@@ -23,6 +27,9 @@ fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
         .initial_stream_window_size(cfg.http2_stream_window_bytes)
         .initial_connection_window_size(cfg.http2_connection_window_bytes)
         .max_concurrent_streams(cfg.http2_max_streams)
+        // A watch's `Last-Event-ID` names every topic of its session (up to ~95 KB for 256
+        // long names); hyper's 16 KiB default would refuse it over HTTP/2 alone.
+        .max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES)
         .keep_alive_interval(Some(Duration::from_millis(
             cfg.http2_ping_interval_ms.max(1),
         )))

@@ -44,8 +44,9 @@ fn until_caught_up(sse: &mut SseStream, topics: usize) -> Vec<(String, Vec<u64>)
     records
 }
 
-#[test]
-fn a_256_topic_last_event_id_of_95_kb_is_honoured_over_http1() {
+/// A server with 256 topics of 255-byte names, two records on the first and the last, and a
+/// watch session over all of them; the topic names and the session's `wid`.
+fn widest_session() -> (Server, Vec<String>, String) {
     let s = Server::start();
     let names: Vec<String> = (0..256)
         .map(|i| format!("{i:03}-{}", "x".repeat(251)))
@@ -54,8 +55,7 @@ fn a_256_topic_last_event_id_of_95_kb_is_honoured_over_http1() {
     for name in &names {
         s.create(name, json!({}));
     }
-    let (first, last) = (&names[0], &names[255]);
-    for name in [first, last] {
+    for name in [&names[0], &names[255]] {
         s.write(name, json!([{"data": 1}, {"data": 2}]));
     }
     let topics: Map<String, Value> = names.iter().map(|n| (n.clone(), json!({}))).collect();
@@ -65,7 +65,22 @@ fn a_256_topic_last_event_id_of_95_kb_is_honoured_over_http1() {
         .as_str()
         .unwrap()
         .to_string();
+    (s, names, wid)
+}
 
+/// The widest id there is: every topic at a 20-digit cursor except the first, at 0.
+fn widest_id(names: &[String]) -> String {
+    let mut cursors: BTreeMap<&str, u64> = names.iter().map(|n| (n.as_str(), u64::MAX)).collect();
+    cursors.insert(&names[0], 0);
+    let id = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursors).unwrap());
+    assert!(id.len() > 95_000, "id is {} bytes", id.len());
+    id
+}
+
+#[test]
+fn a_256_topic_last_event_id_of_95_kb_is_honoured_over_http1() {
+    let (s, names, wid) = widest_session();
+    let (first, last) = (&names[0], &names[255]);
     // Consume everything once: the session cursors are now 2 on `first` and `last`.
     let mut sse = open(&s, &wid, &[]);
     let got = until_caught_up(&mut sse, names.len());
@@ -74,13 +89,9 @@ fn a_256_topic_last_event_id_of_95_kb_is_honoured_over_http1() {
         [(first.clone(), vec![1, 2]), (last.clone(), vec![1, 2])]
     );
     drop(sse);
-
-    // Resume with the widest id there is: every topic at a 20-digit cursor (no rewind, as the
-    // cursor becomes min(session, header)) except `first`, rewound to 0.
-    let mut cursors: BTreeMap<&str, u64> = names.iter().map(|n| (n.as_str(), u64::MAX)).collect();
-    cursors.insert(first, 0);
-    let id = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursors).unwrap());
-    assert!(id.len() > 95_000, "id is {} bytes", id.len());
+    // Resume with the widest id (no rewind but `first`: the cursor becomes min(session,
+    // header)).
+    let id = widest_id(&names);
     let mut sse = open(&s, &wid, &[("Last-Event-ID", &id)]);
     let got = until_caught_up(&mut sse, names.len());
     assert_eq!(
@@ -88,5 +99,46 @@ fn a_256_topic_last_event_id_of_95_kb_is_honoured_over_http1() {
         [(first.clone(), vec![1, 2])],
         "the {}-byte Last-Event-ID rewound `first` and nothing else",
         id.len()
+    );
+}
+
+/// A long id over HTTP/2 (h2c with prior knowledge, as Caddy's `versions h2c` upstream
+/// speaks): a 35 KB `Last-Event-ID` naming 100 of the topics is accepted and honoured, where
+/// hyper's default 16 KiB header-list limit would answer 431. (curl's HTTP/2 client will not
+/// send a 90 KB header itself, so the 256-topic id is not tried here.) Uses curl; skipped with
+/// a printed reason where curl has no HTTP/2.
+#[test]
+fn a_35_kb_last_event_id_is_honoured_over_http2() {
+    let h2 = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("HTTP2"));
+    if !h2 {
+        eprintln!("watch_long_id: skipped: no curl with HTTP/2 on this machine");
+        return;
+    }
+    let (s, names, wid) = widest_session();
+    let cursors: BTreeMap<&str, u64> = names[..100].iter().map(|n| (n.as_str(), 0)).collect();
+    let id = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursors).unwrap());
+    assert!(id.len() > 34_000, "id is {} bytes", id.len());
+    let url = format!("http://{}/v0/watch/{wid}", s.addr);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-N", "--http2-prior-knowledge", "--max-time", "3"])
+        .args(["-H", "Accept: text/event-stream", "-H"])
+        .arg(format!("Last-Event-ID: {id}"))
+        .args([
+            "-w",
+            "\nstatus=%{http_code} version=%{http_version}\n",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("status=200 version=2"), "{text}\n{err}");
+    let first = format!(r#""topic":"{}""#, names[0]);
+    assert!(
+        text.contains("event: record") && text.contains(&first),
+        "{text:.400}"
     );
 }
