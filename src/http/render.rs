@@ -62,6 +62,24 @@ pub fn json_value(status: StatusCode, v: &Value) -> Response {
     json_bytes(status, serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// A `text/event-stream` response over `chunks` (§9.2 headers: no caching, no proxy
+/// buffering); the stream ends the body when it returns `None`.
+pub fn event_stream<S>(chunks: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    use axum::http::{header, HeaderValue};
+    let mut resp = Response::new(axum::body::Body::from_stream(chunks));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

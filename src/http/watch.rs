@@ -8,10 +8,9 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::watch::{cursor, Feeders, WatchOpts, Watcher};
-use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -186,15 +185,7 @@ pub async fn stream(
         let chunk = w.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), w))
     });
-    let mut resp = Response::new(Body::from_stream(chunks));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(resp)
+    Ok(super::render::event_stream(chunks))
 }
 
 /// `Accept` absent, or naming `text/event-stream` or `*/*` (§9.2).

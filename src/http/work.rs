@@ -13,10 +13,9 @@ use super::topics::{lookup_path, query_pairs};
 use super::AppState;
 use crate::error::ApiError;
 use crate::queue::{ClaimRequest, QueueError, QueueHandle};
-use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -77,15 +76,7 @@ pub async fn work(
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), s))
     });
-    let mut resp = Response::new(Body::from_stream(chunks));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(resp)
+    Ok(super::render::event_stream(chunks))
 }
 
 /// Releases the connection's leases when the stream is dropped (client gone, shutdown, end).

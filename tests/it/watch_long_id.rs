@@ -8,7 +8,7 @@ use crate::harness::sse::SseStream;
 use crate::harness::Server;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -58,13 +58,7 @@ fn widest_session() -> (Server, Vec<String>, String) {
     for name in [&names[0], &names[255]] {
         s.write(name, json!([{"data": 1}, {"data": 2}]));
     }
-    let topics: Map<String, Value> = names.iter().map(|n| (n.clone(), json!({}))).collect();
-    let wid = s
-        .post("/v0/watch", &json!({ "topics": topics }))
-        .expect(200)["wid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let wid = s.watch_all(&names);
     (s, names, wid)
 }
 

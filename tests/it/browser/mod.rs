@@ -26,7 +26,7 @@ use crate::harness::http;
 use crate::harness::Server;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -271,13 +271,7 @@ fn event_source_sees_every_write_and_resumes_with_last_event_id() {
     // Same origin as the stream, so the EventSource needs no CORS.
     browser.navigate(&format!("http://{}/v0/ready", relay.addr));
 
-    let topics: Map<String, Value> = names.iter().map(|n| (n.clone(), json!({}))).collect();
-    let wid = server
-        .post("/v0/watch", &json!({ "topics": topics }))
-        .expect(200)["wid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let wid = server.watch_all(&names);
     browser.exec(OPEN_JS, json!([wid, false]));
     let mut page = Page {
         browser: &browser,
@@ -477,13 +471,7 @@ fn a_90_kb_last_event_id_round_trips_through_the_browser() {
     let relay = Relay::start(server.addr);
     let browser = Browser::launch(&chromium, &chromedriver);
     browser.navigate(&format!("http://{}/v0/ready", relay.addr));
-    let topics: Map<String, Value> = names.iter().map(|n| (n.clone(), json!({}))).collect();
-    let wid = server
-        .post("/v0/watch", &json!({ "topics": topics }))
-        .expect(200)["wid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let wid = server.watch_all(&names);
     browser.exec(OPEN_JS, json!([wid, true]));
     let mut page = Page {
         browser: &browser,

@@ -480,6 +480,17 @@ impl Server {
         panic!("read_all({topic}) did not catch up");
     }
 
+    /// A watch session over `topics`, each from seq 0; its `wid`.
+    pub fn watch_all(&self, topics: &[String]) -> String {
+        let map: serde_json::Map<String, Value> = topics
+            .iter()
+            .map(|t| (t.clone(), serde_json::json!({})))
+            .collect();
+        let body = serde_json::json!({ "topics": map });
+        let created = self.post("/v0/watch", &body).expect(200);
+        created["wid"].as_str().unwrap().to_string()
+    }
+
     /// Topic state without stamping reads (`touch=false`); expects 200.
     pub fn state(&self, topic: &str) -> Value {
         self.get(&format!("/v0/topics/{topic}?touch=false"))
