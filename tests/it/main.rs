@@ -21,6 +21,7 @@ mod idempotency;
 mod lifecycle;
 mod overload;
 mod probes;
+mod proxy;
 mod queues;
 mod retention;
 mod routers;
