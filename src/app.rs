@@ -40,6 +40,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("listening on {local}");
+    match state.keys().len() {
+        0 => tracing::warn!(
+            "authentication is OFF (no auth.api_keys, no TOPICS_API_KEYS): \
+            every client has full access; fine on loopback for development only"
+        ),
+        n => tracing::info!(keys = n, "bearer authentication on"),
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(crate::server::serve(
         listener,
@@ -249,7 +256,12 @@ fn resolve_listen(config: &Config) -> Result<SocketAddr, String> {
         .ok()
         .and_then(|mut a| a.next());
     let loopback = addr.is_some_and(|a| a.ip().is_loopback());
-    if !loopback && !config.auth.allow_insecure_no_auth {
+    let keys = !config.auth.api_keys.iter().all(|k| k.trim().is_empty());
+    if !loopback && !keys && config.auth.allow_insecure_no_auth {
+        tracing::warn!(%listen, "serving a non-loopback address WITHOUT authentication \
+            (auth.allow_insecure_no_auth): anyone who can reach it has full access");
+    }
+    if !loopback && !keys && !config.auth.allow_insecure_no_auth {
         return Err(format!(
             "refusing to serve {listen} without authentication: bind a loopback address, \
              or set auth.allow_insecure_no_auth = true"

@@ -364,9 +364,8 @@ impl Config {
         if self.storage.wal_file_bytes < 4096 {
             return bad("storage.wal_file_bytes must be at least 4096");
         }
-        if self.auth.api_keys.iter().any(|k| !k.trim().is_empty()) {
-            return bad("auth.api_keys: bearer authentication is not implemented in this build; \
-                 leave api_keys empty and keep the server on loopback or behind an authenticating proxy");
+        if let Err(e) = crate::model::auth::parse_keys(&self.auth.api_keys) {
+            return bad(&format!("auth.api_keys: {e}"));
         }
         Ok(())
     }

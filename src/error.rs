@@ -49,6 +49,23 @@ impl ApiError {
         .with_detail(json!({ "topic": topic }))
     }
 
+    /// Auth on and no valid key (contract §2.5).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// A key without the scope, or a name outside its prefix allowlist (`{topic}` when a
+    /// topic name was refused).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// A topic name outside the key's prefix allowlist.
+    pub fn forbidden_topic(topic: &str) -> Self {
+        Self::forbidden(format!("this key may not use topic {topic:?}"))
+            .with_detail(json!({ "topic": topic }))
+    }
+
     pub fn route_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     }

@@ -64,6 +64,11 @@ fn load(cli: &Cli) -> Result<Config, String> {
     if cli.skip_wal_damage {
         config.storage.wal_skip_damage = true;
     }
+    // Key entries from the environment add to the config file's (never on the command line,
+    // where every user of the machine could read them).
+    if let Ok(keys) = std::env::var("TOPICS_API_KEYS") {
+        config.auth.api_keys.push(keys);
+    }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }

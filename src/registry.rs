@@ -91,6 +91,7 @@ impl Registry {
         prefix: &str,
         after: Option<&str>,
         limit: usize,
+        allowed: impl Fn(&str) -> bool,
     ) -> (Vec<TopicHandle>, bool) {
         use std::ops::Bound;
         let map = self.read_map();
@@ -101,6 +102,7 @@ impl Registry {
         let mut iter = map
             .range::<str, _>((start, Bound::Unbounded))
             .take_while(|(name, _)| name.starts_with(prefix))
+            .filter(|(name, _)| allowed(name))
             .map(|(_, h)| h.clone());
         let page: Vec<_> = iter.by_ref().take(limit).collect();
         let more = iter.next().is_some();

@@ -53,7 +53,14 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> BoxFuture {
+    fn call(&mut self, mut req: Request<B>) -> BoxFuture {
+        let caller = super::auth::check(&self.state, req.method(), req.uri(), req.headers());
+        match caller {
+            Ok(c) => {
+                req.extensions_mut().insert(c);
+            }
+            Err(e) => return Box::pin(async move { Ok(e.into_response()) }),
+        }
         if let Some(topic) = write_target(req.method(), req.uri().path()) {
             let topic = topic.to_owned();
             // Parsed exactly as the `Query` extractor would; unparseable counts as empty.

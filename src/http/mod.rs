@@ -2,6 +2,7 @@
 //! rendering. Handlers extract, call a topic handle or the registry, and render; they never
 //! touch storage.
 
+pub mod auth;
 mod body;
 mod delete;
 mod diff;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Watch sessions by `wid`.
     pub watch: Arc<crate::watch::Sessions>,
+    /// API keys (digests); empty = auth disabled (dev mode).
+    pub keys: Vec<crate::model::auth::ApiKey>,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ impl AppState {
                 health,
                 started: Instant::now(),
                 shutdown: tokio::sync::watch::channel(false).0,
+                keys: crate::model::auth::parse_keys(&config.auth.api_keys).unwrap_or_default(),
                 watch: Arc::new(crate::watch::Sessions::new(
                     std::time::Duration::from_millis(config.watch.session_ttl_ms),
                     config.limits.max_watch_sessions,
@@ -91,6 +95,10 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub fn keys(&self) -> &[crate::model::auth::ApiKey] {
+        &self.inner.keys
     }
 
     /// The registry, or 503 `not_ready` while replay runs. Every data handler calls this

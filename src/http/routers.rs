@@ -31,6 +31,16 @@ pub async fn put(
     let name = topic_path(path)?;
     let max = state.config().limits.max_body_bytes;
     let body: Map<String, Value> = body::json(&parts.headers, body, max, true).await?;
+    // The allowlist on source and dest comes before every other body check (§8.1).
+    let caller = parts
+        .extensions
+        .get::<super::auth::Caller>()
+        .cloned()
+        .unwrap_or_default();
+    if let Some((source, dest)) = crate::model::router::endpoints(&body) {
+        caller.check_topic(source)?;
+        caller.check_topic(dest)?;
+    }
     let def = parse_def(&name, &body)?;
     let created = routers
         .put(&name, def.clone())
@@ -49,6 +59,7 @@ pub async fn put(
 
 pub async fn get(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -57,6 +68,7 @@ pub async fn get(
     let shared = routers
         .get(&name)
         .ok_or_else(|| ApiError::router_not_found(&name))?;
+    check_existing(&caller.map(|c| c.0).unwrap_or_default(), Some(&shared))?;
     routers.sync(&shared, SYNC_WAIT).await;
     let mut out = def_body(&name, &shared.def());
     out["forwarded_total"] = Value::from(shared.forwarded_total());
@@ -66,8 +78,10 @@ pub async fn get(
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let caller = caller.map(|c| c.0).unwrap_or_default();
     let started = Instant::now();
     let routers = state.routers()?;
     let q = query_pairs(query);
@@ -81,6 +95,7 @@ pub async fn list(
     let mut matching = routers.all().into_iter().filter(|s| {
         let d = s.def();
         s.name.starts_with(prefix)
+            && visible(&caller, &s.name, &d)
             && after.as_deref().is_none_or(|a| &*s.name > a)
             && source.is_none_or(|x| x == d.source)
             && dest.is_none_or(|x| x == d.dest)
@@ -98,11 +113,14 @@ pub async fn list(
 
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let routers = state.routers()?;
     let name = lookup_path(path);
+    let caller = caller.map(|c| c.0).unwrap_or_default();
+    check_existing(&caller, routers.get(&name).as_deref())?;
     let deleted = routers
         .delete(&name)
         .await
@@ -110,6 +128,24 @@ pub async fn delete(
     let out =
         json!({ "router": name, "deleted": deleted, "performance": performance(started, &[]) });
     Ok(json_value(StatusCode::OK, &out))
+}
+
+/// A key sees a router only when its name, source and dest are all inside its allowlist.
+fn visible(caller: &super::auth::Caller, name: &str, d: &RouterDef) -> bool {
+    caller.allows(name) && caller.allows(&d.source) && caller.allows(&d.dest)
+}
+
+/// GET or DELETE of an existing router: its source and dest must be allowed too (§2.4).
+fn check_existing(
+    caller: &super::auth::Caller,
+    shared: Option<&crate::router::Shared>,
+) -> Result<(), ApiError> {
+    if let Some(s) = shared {
+        let d = s.def();
+        caller.check_topic(&d.source)?;
+        caller.check_topic(&d.dest)?;
+    }
+    Ok(())
 }
 
 fn def_body(name: &str, d: &RouterDef) -> Value {

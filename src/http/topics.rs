@@ -62,6 +62,15 @@ pub async fn put(
         return Err(ApiError::invalid(format!("invalid topic name {topic:?}")));
     }
     let config = resolve_config(input, &topic)?;
+    if let Some(dl) = &config.dead_letter {
+        // The dead-letter topic is written on this key's behalf: it must be allowed (§2.4).
+        let caller = parts
+            .extensions
+            .get::<super::auth::Caller>()
+            .cloned()
+            .unwrap_or_default();
+        caller.check_topic(dl)?;
+    }
     let registry = state.registry()?;
     let (handle, created) = registry
         .get_or_create(&topic, config.clone())
@@ -154,8 +163,10 @@ pub async fn delete(
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let caller = caller.map(|c| c.0).unwrap_or_default();
     let started = Instant::now();
     state.registry()?; // 503 during replay, before any other check
     let q = query_pairs(query);
@@ -166,7 +177,11 @@ pub async fn list(
         prefix,
     } = Page::of(&q, read)?;
     let touch = query_bool(&q, "touch", false);
-    let (handles, more) = state.registry()?.list(prefix, after.as_deref(), page_size);
+    // Only names the caller's key may use are listed (§2.4).
+    let allowed = |name: &str| caller.allows(name);
+    let (handles, more) = state
+        .registry()?
+        .list(prefix, after.as_deref(), page_size, allowed);
     let mut items = Vec::with_capacity(handles.len());
     for h in &handles {
         // A topic deleted since the listing is simply left out.

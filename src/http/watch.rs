@@ -65,13 +65,23 @@ pub async fn create(
     let (parts, body) = request.into_parts();
     let max = state.config().limits.max_body_bytes;
     let b: WatchBody = body::json(&parts.headers, body, max, false).await?;
+    // Every topic key is allowlist-checked, whether or not it exists (§9.1).
+    let caller = parts
+        .extensions
+        .get::<super::auth::Caller>()
+        .cloned()
+        .unwrap_or_default();
+    for topic in b.topics.keys() {
+        caller.check_topic(topic)?;
+    }
     let max_topics = state.config().watch.max_watch_topics;
     if b.topics.is_empty() || b.topics.len() > max_topics {
         return Err(ApiError::invalid(format!(
             "topics must hold 1 to {max_topics} entries"
         )));
     }
-    let opts = options(&state, &b);
+    let mut opts = options(&state, &b);
+    opts.owner = caller.0.as_ref().map(|k| k.digest);
     let (cursors, shown) = resolve_topics(&registry, &b.topics, lenient).await?;
     let wid = cursor::new_wid().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
     let sessions = &state.inner.watch;
@@ -138,6 +148,7 @@ fn options(state: &AppState, b: &WatchBody) -> WatchOpts {
         watch.heartbeat_ms_max.max(watch.heartbeat_ms_min),
     );
     WatchOpts {
+        owner: None,
         skip_nodes: match &b.node {
             None => Vec::new(),
             Some(NodeFilter::One(n)) => vec![n.clone()],
@@ -158,6 +169,7 @@ fn options(state: &AppState, b: &WatchBody) -> WatchOpts {
 pub async fn stream(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let registry = state.registry()?.clone();
@@ -169,6 +181,15 @@ pub async fn stream(
         return Err(ApiError::not_acceptable());
     }
     let wid = lookup_path(path);
+    // Bound to its creating key (§9.3): that key, in the header or `?token=`, or 401.
+    if let Some(Some(owner)) = state.inner.watch.owner_of(&wid) {
+        let key = super::auth::presented_key(&state, &uri, &headers);
+        if key.is_none_or(|k| k.digest != owner) {
+            return Err(ApiError::unauthorized(
+                "this watch session belongs to another API key (send it as Bearer or ?token=)",
+            ));
+        }
+    }
     let now = tokio::time::Instant::now();
     let guard = state
         .inner

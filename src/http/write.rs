@@ -73,9 +73,24 @@ pub async fn write_topic<B: body::RequestBody>(
     let started = Instant::now();
     state.registry()?; // 503 during replay, before any other check
     let topic = topic?;
+    let caller = parts
+        .extensions
+        .get::<super::auth::Caller>()
+        .cloned()
+        .unwrap_or_default();
     let return_seqs = query_bool(&query, "return_seqs", true);
     let bytes = body::read_json(headers, body, state.config().limits.max_body_bytes, false).await?;
     let checked = check(&state, &bytes, headers)?;
+    if checked.config.is_some()
+        && !caller.has(crate::model::auth::ADMIN)
+        && state.registry()?.get(&topic).is_none()
+    {
+        // Creating a topic with an inline config needs `admin` (§2.3); nothing is created.
+        return Err(
+            ApiError::forbidden("creating a topic with a config needs the admin scope")
+                .with_detail(serde_json::json!({ "topic": topic })),
+        );
+    }
     let (handle, created) = resolve_topic(&state, &topic, checked.create, checked.config).await?;
     let count = checked.drafts.len();
     let req = AppendRequest {

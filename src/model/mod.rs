@@ -1,6 +1,7 @@
 //! Pure domain rules: names, topic configuration, record validation and JSON byte handling,
 //! read planning and loss ranges. No I/O, no tokio, no axum — everything here is unit-testable in isolation.
 
+pub mod auth;
 pub mod json;
 pub mod loss;
 pub mod merge;

@@ -19,6 +19,9 @@ use tokio::time::Instant;
 /// How a session's streams read (resolved and clamped at `POST` time).
 #[derive(Debug, Clone)]
 pub struct WatchOpts {
+    /// Digest of the API key that created the session: its streams must present that key
+    /// (§9.3). `None` in dev mode.
+    pub owner: Option<[u8; 32]>,
     pub skip_nodes: Vec<String>,
     pub limit: usize,
     pub budget_bytes: u64,
@@ -184,6 +187,11 @@ impl Sessions {
             sessions: self.clone(),
             session,
         })
+    }
+
+    /// The creating key of session `wid` (`Some(None)` in dev mode), `None` when unknown.
+    pub fn owner_of(&self, wid: &str) -> Option<Option<[u8; 32]>> {
+        self.map().get(wid).map(|s| s.opts.owner)
     }
 
     /// A stream slot for a stream that is not a watch session's (`/work`): counted against

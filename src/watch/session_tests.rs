@@ -2,6 +2,7 @@ use super::*;
 
 fn opts() -> WatchOpts {
     WatchOpts {
+        owner: None,
         skip_nodes: Vec::new(),
         limit: 256,
         budget_bytes: 1 << 18,
