@@ -34,6 +34,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         None => Arc::new(SystemClock),
     };
     let fs = test_fs()?;
+    crate::ops::ignore_hangups();
     let state = AppState::new(config.clone(), progress.clone(), health.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -361,6 +361,16 @@ impl Config {
         if self.read.diff_limit_max == 0 || self.read.diff_limit_default == 0 {
             return bad("read.diff_limit_default and read.diff_limit_max must be > 0");
         }
+        self.validate_ranges()?;
+        let listen = &self.server.listen;
+        let port_ok = listen
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return bad(&format!(
+                "server.listen {listen:?} is not HOST:PORT (e.g. 127.0.0.1:4000, [::1]:4000)"
+            ));
+        }
         if self.storage.wal_file_bytes < 4096 {
             return bad("storage.wal_file_bytes must be at least 4096");
         }
@@ -368,6 +378,32 @@ impl Config {
             return bad(&format!("auth.api_keys: {e}"));
         }
         Ok(())
+    }
+
+    /// Defaults within their bounds, bounds that can hold a value: a setting that cannot
+    /// work is refused at startup instead of surprising a client later.
+    fn validate_ranges(&self) -> Result<(), ConfigError> {
+        let (r, w, q) = (&self.read, &self.watch, &self.queue);
+        let checks: [(bool, &str); 9] = [
+            (r.wait_ms_max > 0, "read.wait_ms_max must be > 0"),
+            (r.diff_limit_default <= r.diff_limit_max, "read.diff_limit_default must be <= read.diff_limit_max"),
+            (r.diff_batch_bytes_default <= r.batch_bytes_max && r.batch_bytes_max > 0,
+                "read.diff_batch_bytes_default must be <= read.batch_bytes_max (> 0)"),
+            (r.page_size_default <= r.page_size_max && r.page_size_default > 0,
+                "read.page_size_default must be > 0 and <= read.page_size_max"),
+            (w.heartbeat_ms_min <= w.heartbeat_ms_default && w.heartbeat_ms_default <= w.heartbeat_ms_max,
+                "watch.heartbeat_ms_default must lie within watch.heartbeat_ms_min..=heartbeat_ms_max"),
+            (w.batch_bytes_default <= r.batch_bytes_max && w.batch_bytes_default > 0,
+                "watch.batch_bytes_default must be > 0 and <= read.batch_bytes_max"),
+            (w.max_watch_topics > 0, "watch.max_watch_topics must be > 0"),
+            (q.lease_ms_min > 0 && q.lease_ms_min <= q.lease_ms_max,
+                "queue.lease_ms_min must be > 0 and <= queue.lease_ms_max"),
+            (q.max_claim > 0 && q.work_poll_ms > 0, "queue.max_claim and queue.work_poll_ms must be > 0"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, msg)) => Err(ConfigError(format!("invalid config: {msg}"))),
+            None => Ok(()),
+        }
     }
 
     /// WAL shard count after resolving `0 = auto`.

@@ -73,6 +73,29 @@ fn load(cli: &Cli) -> Result<Config, String> {
     Ok(config)
 }
 
+/// stderr for log lines, dropping what cannot be written: a closed log pipe (a stopped
+/// journald reader, `| head`) must not kill the server — writing failed lines is never
+/// worth a panic that skips the drain and the final checkpoint.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// `error: …` on stderr, ignoring a closed stderr (see `LossyStderr`).
+fn say_error(e: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "error: {e}");
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -82,7 +105,7 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LossyStderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -98,7 +121,7 @@ fn main() -> ExitCode {
     let config = match load(&cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_error(&e);
             return ExitCode::from(2);
         }
     };
@@ -109,7 +132,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            say_error(&format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -119,7 +142,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_error(&e);
             ExitCode::FAILURE
         }
     }

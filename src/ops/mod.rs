@@ -1,6 +1,22 @@
 //! Process-level operations: signals.
 
 /// Resolves on SIGTERM or SIGINT.
+/// SIGHUP's default action would kill the process without a drain or a final checkpoint
+/// (a closed terminal, a stray `kill -HUP`): it is caught and logged instead. There is no
+/// reload; a config change takes a restart.
+pub fn ignore_hangups() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let Ok(mut hup) = signal(SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP ignored: topics has no reload; restart it to apply a config change"
+                );
+            }
+        });
+    }
+}
+
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());

@@ -300,3 +300,81 @@ fn example_config_file_starts_a_server() {
     let s = Server::start_with(&["--config", example.to_str().unwrap()], None);
     s.write("t", records(1));
 }
+
+/// Settings that cannot work are refused at startup (exit 2), naming the setting.
+#[test]
+fn settings_that_cannot_work_fail_startup_naming_them() {
+    startup_with_config_fails_naming("[read]\nwait_ms_max = 0\n", "read.wait_ms_max");
+    startup_with_config_fails_naming(
+        "[read]\ndiff_limit_default = 5000\n",
+        "read.diff_limit_default",
+    );
+    startup_with_config_fails_naming(
+        "[watch]\nheartbeat_ms_default = 500\n",
+        "watch.heartbeat_ms_default",
+    );
+    startup_with_config_fails_naming("[queue]\nlease_ms_min = 0\n", "queue.lease_ms_min");
+}
+
+/// A malformed `--listen` is a usage error naming the address, not an auth refusal.
+#[test]
+fn a_malformed_listen_address_is_a_usage_error() {
+    let tmp = TempDir::new();
+    let mut cmd = command();
+    cmd.args(["--listen", "localhost", "--data-dir"])
+        .arg(tmp.path().join("d"));
+    let (status, _, err) = run_to_exit(cmd);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("server.listen") && !err.contains("authentication"),
+        "{err}"
+    );
+}
+
+/// A closed log pipe (the reader of stderr went away) must not kill the server: it keeps
+/// serving and a SIGTERM still ends with a clean drain and exit 0.
+#[test]
+fn a_closed_log_pipe_does_not_kill_the_server() {
+    use std::io::BufRead;
+    let tmp = TempDir::new();
+    let mut cmd = command();
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("d"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("a listening line").unwrap();
+        if let Some(a) = line.split("listening on ").nth(1) {
+            break a.trim().to_string();
+        }
+    };
+    drop(lines); // the pipe's read end closes: every later log line hits EPIPE
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let t0 = std::time::Instant::now();
+    while crate::harness::http::request(addr, "GET", "/v0/ready", &[], b"").status != 200 {
+        assert!(t0.elapsed().as_secs() < 10, "not ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for i in 0..3 {
+        let body = format!(r#"{{"records":[{{"data":{i}}}]}}"#);
+        let h = [("Content-Type", "application/json")];
+        let r = crate::harness::http::request(
+            addr,
+            "POST",
+            &format!("/v0/topics/t{i}"),
+            &h,
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "exit {status}");
+}

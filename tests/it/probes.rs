@@ -79,3 +79,24 @@ fn ready_topic_count_survives_restart() {
     s.restart();
     assert_eq!(s.get("/v0/ready").expect(200)["topics"], 2);
 }
+
+/// SIGHUP neither kills the server nor stops it serving; SIGTERM afterwards still drains
+/// and exits 0.
+#[test]
+fn sighup_is_ignored_and_logged() {
+    let mut s = Server::start();
+    s.write("t", serde_json::json!([{"data": 1}]));
+    let pid = s.pid().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let t0 = std::time::Instant::now();
+    while !s.logs().iter().any(|l| l.contains("SIGHUP ignored")) {
+        assert!(t0.elapsed().as_secs() < 5, "no SIGHUP log line");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(s.read_all("t").len(), 1);
+    assert!(s.sigterm().success());
+}
