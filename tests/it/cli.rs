@@ -378,3 +378,14 @@ fn a_closed_log_pipe_does_not_kill_the_server() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "exit {status}");
 }
+
+/// The unit file shipped in `docs/deploy/` is the one `docs/OPERATIONS.md` shows.
+#[test]
+fn the_shipped_systemd_unit_is_the_documented_one() {
+    let doc = include_str!("../../docs/OPERATIONS.md");
+    let unit = include_str!("../../docs/deploy/topics.service");
+    let start = doc.find("```ini\n").expect("the unit in OPERATIONS.md") + 7;
+    let end = start + doc[start..].find("```").unwrap();
+    assert_eq!(&doc[start..end], unit);
+    assert!(unit.contains("Type=notify") && unit.contains("EnvironmentFile=-/etc/topics/keys.env"));
+}

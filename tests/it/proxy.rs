@@ -1,6 +1,7 @@
 //! The reverse proxy of `docs/OPERATIONS.md`, for real: the nginx block of that document
-//! (TLS and basic auth lines dropped, ports filled in) runs in front of the server, and watch
-//! and `/work` streams pass through it unbuffered, heartbeats included, with JSON errors.
+//! (TLS lines dropped, ports filled in, a 1 KiB body limit) runs in front of the server, and
+//! watch and `/work` streams pass through it unbuffered, heartbeats included; errors stay JSON,
+//! also nginx's own (body too large, server down).
 //! Needs Debian's `nginx`; prints a skip reason without it, and fails instead when
 //! `TOPICS_REQUIRE_NGINX=1` (as `.ci/run` sets after installing it).
 
@@ -50,11 +51,12 @@ fn documented_config(upstream: SocketAddr, port: u16) -> String {
     let block = &doc[start..start + doc[start..].find("```").unwrap()];
     block
         .lines()
-        .filter(|l| !l.contains("ssl_") && !l.contains("auth_basic") && !l.contains("http2 on"))
+        .filter(|l| !l.contains("ssl_") && !l.contains("http2 on"))
         .map(|l| {
             l.replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port};"))
                 .replace("server 127.0.0.1:4000;", &format!("server {upstream};"))
-                .replace(" auth_basic off;", "")
+                // Small enough for a test to exceed.
+                .replace("client_max_body_size 64m;", "client_max_body_size 1k;")
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -173,4 +175,19 @@ fn work_streams_and_errors_pass_the_documented_nginx() {
     assert_eq!((event.as_str(), &data["data"]), ("job", &json!("a")));
     let missing = crate::harness::http::request(nginx.addr, "GET", "/v0/topics/nope", &[], b"");
     assert_error(&missing, 404, "topic_not_found");
+}
+
+#[test]
+fn the_proxy_answers_its_own_refusals_as_json() {
+    let Some(bin) = nginx_binary() else { return };
+    let mut s = Server::start();
+    let nginx = start_nginx(&bin, s.addr);
+    let h = [("Content-Type", "application/json")];
+    let big = format!(r#"{{"records":[{{"data":"{}"}}]}}"#, "x".repeat(4096));
+    let r = crate::harness::http::request(nginx.addr, "POST", "/v0/topics/t", &h, big.as_bytes());
+    assert_error(&r, 413, "payload_too_large");
+    s.kill9();
+    let r = crate::harness::http::request(nginx.addr, "GET", "/v0/topics", &[], b"");
+    assert_error(&r, 503, "not_ready");
+    assert_eq!(r.header("retry-after"), Some("1"));
 }
