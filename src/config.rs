@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub http2_max_streams: u32,
     pub http2_ping_interval_ms: u64,
     pub http2_ping_timeout_ms: u64,
+    /// One log line per request (target `access`) with its request id.
+    pub access_log: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -182,6 +184,7 @@ impl Default for ServerConfig {
             http2_max_streams: 1024,
             http2_ping_interval_ms: 20_000,
             http2_ping_timeout_ms: 20_000,
+            access_log: true,
         }
     }
 }

@@ -54,12 +54,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> BoxFuture {
+        let id = super::access::request_id(req.headers());
+        let log = self.state.config().server.access_log;
         let caller = super::auth::check(&self.state, req.method(), req.uri(), req.headers());
+        let key = caller
+            .as_ref()
+            .ok()
+            .and_then(|c| c.0.as_ref().map(|k| k.digest));
+        let entry = super::access::Entry::new(id, req.method(), req.uri(), key.as_ref());
         match caller {
             Ok(c) => {
                 req.extensions_mut().insert(c);
             }
-            Err(e) => return Box::pin(async move { Ok(e.into_response()) }),
+            Err(e) => {
+                let resp = entry.finish(e.into_response(), log);
+                return Box::pin(async move { Ok(resp) });
+            }
         }
         if let Some(topic) = write_target(req.method(), req.uri().path()) {
             let topic = topic.to_owned();
@@ -69,12 +79,17 @@ where
                 .unwrap_or_default();
             let state = self.state.clone();
             return Box::pin(async move {
-                Ok(write::write_topic(state, Ok(topic), query, req)
+                let resp = write::write_topic(state, Ok(topic), query, req)
                     .await
-                    .unwrap_or_else(IntoResponse::into_response))
+                    .unwrap_or_else(IntoResponse::into_response);
+                Ok(entry.finish(resp, log))
             });
         }
-        Box::pin(tower::Service::call(&mut self.router, req.map(Body::new)))
+        let routed = tower::Service::call(&mut self.router, req.map(Body::new));
+        Box::pin(async move {
+            let resp = routed.await?;
+            Ok(entry.finish(resp, log))
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! rendering. Handlers extract, call a topic handle or the registry, and render; they never
 //! touch storage.
 
+mod access;
 pub mod auth;
 mod body;
 mod delete;

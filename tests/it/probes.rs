@@ -100,3 +100,44 @@ fn sighup_is_ignored_and_logged() {
     assert_eq!(s.read_all("t").len(), 1);
     assert!(s.sigterm().success());
 }
+
+/// One access-log line per request with its id (the client's X-Request-Id when given, echoed
+/// in the response), `?token=` values redacted; `server.access_log = false` turns it off.
+#[test]
+fn every_request_gets_an_id_and_an_access_log_line() {
+    let s = Server::start();
+    let r = s.req("GET", "/v0/topics", &[("X-Request-Id", "req-42")], b"");
+    assert_eq!(r.header("x-request-id"), Some("req-42"));
+    let made_up = s.get("/v0/health");
+    let id = made_up.header("x-request-id").expect("an id").to_string();
+    s.get("/v0/watch/wid_nope?token=sekrit-value&x=1");
+    let t0 = std::time::Instant::now();
+    let line = |needle: &str| {
+        s.logs()
+            .into_iter()
+            .find(|l| l.contains(" access: ") && l.contains(needle))
+    };
+    while line(&id).is_none() || line("wid_nope").is_none() {
+        assert!(
+            t0.elapsed().as_secs() < 5,
+            "no access lines: {:?}",
+            s.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let l = line("req-42").expect("the line of the first request");
+    assert!(l.contains("/v0/topics") && l.contains("200"), "{l}");
+    let w = line("wid_nope").unwrap();
+    assert!(w.contains("token=REDACTED") && w.contains("404"), "{w}");
+    assert!(s.logs().iter().all(|l| !l.contains("sekrit-value")));
+
+    let quiet = Server::start_with(&[], Some("[server]\naccess_log = false\n"));
+    let r = quiet.get("/v0/topics");
+    assert!(r.header("x-request-id").is_some(), "ids stay on");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        quiet.logs().iter().all(|l| !l.contains(" access: ")),
+        "{:?}",
+        quiet.logs()
+    );
+}
