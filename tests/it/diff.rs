@@ -132,7 +132,10 @@ fn limit_defaults_to_256_zero_means_256_and_is_clamped_to_1000() {
 
 #[test]
 fn configured_diff_limit_max_clamps_limit() {
-    let s = Server::start_with(&[], Some("[read]\ndiff_limit_max = 10\n"));
+    let s = Server::start_with(
+        &[],
+        Some("[read]\ndiff_limit_max = 10\ndiff_limit_default = 10\n"),
+    );
     s.write("t", records(30));
     assert_eq!(
         s.diff("t", json!({"limit": 50}))["records"]
