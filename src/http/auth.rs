@@ -79,7 +79,7 @@ pub fn check(
 }
 
 /// The two SSE GETs, the only routes that take `?token=` (§2.5).
-fn sse_get(method: &Method, path: &str) -> bool {
+pub fn sse_get(method: &Method, path: &str) -> bool {
     method == Method::GET
         && (path.starts_with("/v0/watch/")
             || (path.starts_with("/v0/topics/") && path.ends_with("/work")))

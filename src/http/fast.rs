@@ -62,15 +62,16 @@ where
             .ok()
             .and_then(|c| c.0.as_ref().map(|k| k.digest));
         let entry = super::access::Entry::new(id, req.method(), req.uri(), key.as_ref());
-        match caller {
-            Ok(c) => {
+        let slot = match caller.and_then(|c| self.request_slot(&req, &c).map(|s| (c, s))) {
+            Ok((c, slot)) => {
                 req.extensions_mut().insert(c);
+                slot
             }
             Err(e) => {
                 let resp = entry.finish(e.into_response(), log);
                 return Box::pin(async move { Ok(resp) });
             }
-        }
+        };
         if let Some(topic) = write_target(req.method(), req.uri().path()) {
             let topic = topic.to_owned();
             // Parsed exactly as the `Query` extractor would; unparseable counts as empty.
@@ -82,14 +83,35 @@ where
                 let resp = write::write_topic(state, Ok(topic), query, req)
                     .await
                     .unwrap_or_else(IntoResponse::into_response);
+                drop(slot);
                 Ok(entry.finish(resp, log))
             });
         }
         let routed = tower::Service::call(&mut self.router, req.map(Body::new));
         Box::pin(async move {
             let resp = routed.await?;
+            drop(slot);
             Ok(entry.finish(resp, log))
         })
+    }
+}
+
+impl Service {
+    /// `max_inflight_per_key` (§12): a slot for an authenticated request, SSE GETs excluded
+    /// (their streams count against the per-key stream cap instead).
+    fn request_slot<B>(
+        &self,
+        req: &Request<B>,
+        caller: &super::auth::Caller,
+    ) -> Result<Option<super::caps::Slot>, crate::error::ApiError> {
+        let Some(key) = &caller.0 else {
+            return Ok(None);
+        };
+        if super::auth::sse_get(req.method(), req.uri().path()) {
+            return Ok(None);
+        }
+        let max = self.state.config().limits.max_inflight_per_key;
+        self.state.inner.key_caps.request(key.digest, max).map(Some)
     }
 }
 

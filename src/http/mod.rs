@@ -5,6 +5,7 @@
 mod access;
 pub mod auth;
 mod body;
+pub mod caps;
 mod delete;
 mod diff;
 pub mod fast;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub watch: Arc<crate::watch::Sessions>,
     /// API keys (digests); empty = auth disabled (dev mode).
     pub keys: Vec<crate::model::auth::ApiKey>,
+    /// Per-key request and stream counts.
+    pub key_caps: caps::KeyCaps,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
                 started: Instant::now(),
                 shutdown: tokio::sync::watch::channel(false).0,
                 keys: crate::model::auth::parse_keys(&config.auth.api_keys).unwrap_or_default(),
+                key_caps: caps::KeyCaps::default(),
                 watch: Arc::new(crate::watch::Sessions::new(
                     std::time::Duration::from_millis(config.watch.session_ttl_ms),
                     config.limits.max_watch_sessions,

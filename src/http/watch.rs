@@ -182,6 +182,7 @@ pub async fn stream(
     }
     let wid = lookup_path(path);
     // Bound to its creating key (§9.3): that key, in the header or `?token=`, or 401.
+    let mut key_slot = None;
     if let Some(Some(owner)) = state.inner.watch.owner_of(&wid) {
         let key = super::auth::presented_key(&state, &uri, &headers);
         if key.is_none_or(|k| k.digest != owner) {
@@ -189,6 +190,9 @@ pub async fn stream(
                 "this watch session belongs to another API key (send it as Bearer or ?token=)",
             ));
         }
+        // The stream counts for the session's creator (§12).
+        let max = state.config().limits.max_sse_connections_per_key;
+        key_slot = Some(state.inner.key_caps.stream(owner, max)?);
     }
     let now = tokio::time::Instant::now();
     let guard = state
@@ -202,9 +206,10 @@ pub async fn stream(
     }
     let retry_ms = state.config().watch.sse_retry_ms;
     let watcher = Watcher::new(registry, feeders, guard, state.shutdown_watch(), retry_ms);
-    let chunks = futures_util::stream::unfold(watcher, |mut w| async move {
+    // The per-key slot lives as long as the stream.
+    let chunks = futures_util::stream::unfold((watcher, key_slot), |(mut w, slot)| async move {
         let chunk = w.next_chunk().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), w))
+        Some((Ok::<_, std::convert::Infallible>(chunk), (w, slot)))
     });
     Ok(super::render::event_stream(chunks))
 }

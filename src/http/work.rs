@@ -25,6 +25,7 @@ use tokio::time::Instant;
 /// `GET .../work`: 503 → 406 (`Accept`) → 400 (`node`) → 404 → 409 → 429 (SSE cap).
 pub async fn work(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<QueryPairs>, QueryRejection>,
     headers: HeaderMap,
@@ -50,6 +51,13 @@ pub async fn work(
         .watch
         .stream_slot()
         .map_err(ApiError::from_watch)?;
+    let key_slot = match caller.and_then(|c| c.0 .0.clone()) {
+        Some(k) => {
+            let max = state.config().limits.max_sse_connections_per_key;
+            Some(state.inner.key_caps.stream(k.digest, max)?)
+        }
+        None => None,
+    };
     let conn = queues.connection();
     let stream = WorkStream {
         release: Release {
@@ -71,6 +79,7 @@ pub async fn work(
         done: false,
         last_frame: Instant::now(),
         _slot: slot,
+        _key_slot: key_slot,
     };
     let chunks = futures_util::stream::unfold(stream, |mut s| async move {
         let chunk = s.next_chunk().await?;
@@ -104,6 +113,7 @@ struct WorkStream {
     last_frame: Instant,
     release: Release,
     _slot: crate::watch::session::SlotGuard,
+    _key_slot: Option<super::caps::Slot>,
 }
 
 enum Next {

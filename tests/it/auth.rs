@@ -414,3 +414,71 @@ fn startup_refuses_unknown_scopes_and_unauthenticated_public_binds() {
         "{err}"
     );
 }
+
+/// Per-key caps (§12): concurrent requests per key (SSE GETs excluded) and open streams per
+/// key (a watch stream counts for its session's creator) answer 429 with Retry-After 1.
+#[test]
+fn per_key_request_and_stream_caps_answer_429() {
+    let a = start("[limits]\nmax_inflight_per_key = 1\nmax_sse_connections_per_key = 1\n");
+    let s = &a.s;
+    ok(call(
+        s,
+        Some("all-key"),
+        "POST",
+        "/v0/topics/t",
+        Some(json!({"records":[{"data":1}]})),
+    ));
+    std::thread::scope(|sc| {
+        // One long-poll holds all-key's only request slot for a while.
+        let held = sc.spawn(|| {
+            call(
+                s,
+                Some("all-key"),
+                "POST",
+                "/v0/topics/t/diff",
+                Some(json!({"from_seq":1,"wait_ms":1500})),
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let r = call(s, Some("all-key"), "GET", "/v0/topics", None);
+        assert_error(&r, 429, "throttled");
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert_eq!(
+            call(s, Some("ro-key"), "GET", "/v0/topics", None).status,
+            200,
+            "other keys pass"
+        );
+        assert_eq!(held.join().unwrap().status, 200);
+    });
+    assert_eq!(
+        call(s, Some("all-key"), "GET", "/v0/topics", None).status,
+        200,
+        "slot freed"
+    );
+    // Streams: the second stream of a key is refused; the request slot is not taken by them.
+    let wid = ok(call(
+        s,
+        Some("ro-key"),
+        "POST",
+        "/v0/watch",
+        Some(json!({"topics":{"t":{}}})),
+    ))["wid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v0/watch/{wid}?token=ro-key");
+    let first = SseStream::open(s.addr, &path, &[]);
+    assert_eq!(first.status, 200);
+    assert_eq!(SseStream::open(s.addr, &path, &[]).status, 429);
+    assert_eq!(
+        call(s, Some("ro-key"), "GET", "/v0/topics", None).status,
+        200
+    );
+    drop(first);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        SseStream::open(s.addr, &path, &[]).status,
+        200,
+        "slot freed when the stream ended"
+    );
+}
