@@ -63,6 +63,16 @@ impl Server {
     }
 }
 
+/// A bench that panics (or returns early) must not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// One request on a fresh connection; returns status and the whole response text.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let Ok(mut s) = TcpStream::connect(addr) else {
