@@ -41,6 +41,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("listening on {local}");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), listen = %local,
+        data_dir = %config.server.data_dir.display(), config = %config.source, "topics starting");
     match state.keys().len() {
         0 => tracing::warn!(
             "authentication is OFF (no auth.api_keys, no TOPICS_API_KEYS): \

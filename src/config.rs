@@ -19,6 +19,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub priority: PriorityConfig,
     pub metrics: MetricsConfig,
+    /// Where the settings came from (for the startup log line); not a setting.
+    #[serde(skip)]
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

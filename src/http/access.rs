@@ -1,8 +1,9 @@
 //! Access log and request ids: every request gets an id (the client's `X-Request-Id` when it
-//! is short and printable, else a new one), echoed in the response's `X-Request-Id`, and —
-//! unless `server.access_log` is off — one log line (target `access`) once its response head
-//! is ready: method, path with any `token` query value redacted, status, duration, id, and
-//! the key's fingerprint (first 8 hex digits of its digest; never the key).
+//! is short and printable, else a new one), echoed in the response's `X-Request-Id`, carried
+//! by every log line written while the request is handled (a `request` span), and — unless
+//! `server.access_log` is off — one log line (target `access`) once its response head is
+//! ready: method, path with any `token` query value redacted, status, body bytes (when known),
+//! duration, id, and the key's fingerprint (first 8 hex digits of its digest; never the key).
 
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::Response;
@@ -65,8 +66,14 @@ impl Entry {
         }
         if log {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            // The body's size when it is known up front (streams have none: "-").
+            let bytes = resp
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
             tracing::info!(target: "access", id = %self.id, method = %self.method,
-                path = %self.path, status = resp.status().as_u16(), ms = format!("{ms:.3}"),
+                path = %self.path, status = resp.status().as_u16(), bytes, ms = format!("{ms:.3}"),
                 key = self.key.as_deref().unwrap_or("-"), "request");
         }
         resp

@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tracing::Instrument;
 
 /// The whole HTTP surface as one tower service: the shortcut, then the router.
 #[derive(Clone)]
@@ -79,20 +80,28 @@ where
                 .map(|Query(q)| q)
                 .unwrap_or_default();
             let state = self.state.clone();
-            return Box::pin(async move {
-                let resp = write::write_topic(state, Ok(topic), query, req)
-                    .await
-                    .unwrap_or_else(IntoResponse::into_response);
+            let span = tracing::info_span!("request", id = %entry.id);
+            return Box::pin(
+                async move {
+                    let resp = write::write_topic(state, Ok(topic), query, req)
+                        .await
+                        .unwrap_or_else(IntoResponse::into_response);
+                    drop(slot);
+                    Ok(entry.finish(resp, log))
+                }
+                .instrument(span),
+            );
+        }
+        let span = tracing::info_span!("request", id = %entry.id);
+        let routed = tower::Service::call(&mut self.router, req.map(Body::new));
+        Box::pin(
+            async move {
+                let resp = routed.await?;
                 drop(slot);
                 Ok(entry.finish(resp, log))
-            });
-        }
-        let routed = tower::Service::call(&mut self.router, req.map(Body::new));
-        Box::pin(async move {
-            let resp = routed.await?;
-            drop(slot);
-            Ok(entry.finish(resp, log))
-        })
+            }
+            .instrument(span),
+        )
     }
 }
 

@@ -389,3 +389,57 @@ fn the_shipped_systemd_unit_is_the_documented_one() {
     assert_eq!(&doc[start..end], unit);
     assert!(unit.contains("Type=notify") && unit.contains("EnvironmentFile=-/etc/topics/keys.env"));
 }
+
+/// `topics check-config` prints the merged config with key secrets redacted (exit 0), and
+/// refuses an invalid one (exit 2) without starting anything.
+#[test]
+fn check_config_prints_the_merged_config_redacted_or_refuses() {
+    let tmp = TempDir::new();
+    let path = tmp.path().join("c.toml");
+    std::fs::write(&path, "[read]\nwait_ms_max = 5000\n").unwrap();
+    let mut cmd = command();
+    cmd.args(["check-config", "--listen", "127.0.0.1:4999", "--config"])
+        .arg(&path)
+        .env("TOPICS_API_KEYS", "very-secret-1:read,very-secret-2");
+    let (status, out, err) = run_to_exit(cmd);
+    assert!(status.success(), "{err}");
+    assert!(
+        out.contains("wait_ms_max = 5000") && out.contains("127.0.0.1:4999"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 key entries redacted") && !out.contains("very-secret"),
+        "{out}"
+    );
+    std::fs::write(&path, "[read]\nwait_ms_max = 0\n").unwrap();
+    let mut cmd = command();
+    cmd.args(["check-config", "--config"]).arg(&path);
+    let (status, _, err) = run_to_exit(cmd);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("read.wait_ms_max"), "{err}");
+}
+
+/// An invalid `RUST_LOG` is a usage error, not a silent fallback; a valid start logs the
+/// version, address, data dir and config source.
+#[test]
+fn an_invalid_rust_log_is_refused_and_startup_names_what_it_runs_with() {
+    let tmp = TempDir::new();
+    let mut cmd = command();
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("d"))
+        .env("RUST_LOG", "info,topics=loud");
+    let (status, _, err) = run_to_exit(cmd);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("RUST_LOG"), "{err}");
+    let s = Server::start();
+    let line = s
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("topics starting"))
+        .expect("a start line");
+    assert!(
+        line.contains(env!("CARGO_PKG_VERSION")) && line.contains("data_dir"),
+        "{line}"
+    );
+    assert!(line.contains("built-in defaults"), "{line}");
+}

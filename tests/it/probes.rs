@@ -126,7 +126,10 @@ fn every_request_gets_an_id_and_an_access_log_line() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let l = line("req-42").expect("the line of the first request");
-    assert!(l.contains("/v0/topics") && l.contains("200"), "{l}");
+    assert!(
+        l.contains("/v0/topics") && l.contains("200") && l.contains("bytes="),
+        "{l}"
+    );
     let w = line("wid_nope").unwrap();
     assert!(w.contains("token=REDACTED") && w.contains("404"), "{w}");
     assert!(s.logs().iter().all(|l| !l.contains("sekrit-value")));
