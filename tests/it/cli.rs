@@ -443,3 +443,29 @@ fn an_invalid_rust_log_is_refused_and_startup_names_what_it_runs_with() {
     );
     assert!(line.contains("built-in defaults"), "{line}");
 }
+
+/// The shipped unit passes `systemd-analyze verify` (with ExecStart pointed at this build);
+/// skipped with a printed reason where systemd-analyze is missing.
+#[test]
+fn the_shipped_systemd_unit_verifies() {
+    let Ok(probe) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("cli: skipped: no systemd-analyze on this machine");
+        return;
+    };
+    assert!(probe.status.success());
+    let tmp = TempDir::new();
+    let unit = include_str!("../../docs/deploy/topics.service")
+        .replace("/usr/local/bin/topics", env!("CARGO_BIN_EXE_topics"));
+    let path = tmp.path().join("topics.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+}

@@ -191,3 +191,35 @@ fn the_proxy_answers_its_own_refusals_as_json() {
     assert_error(&r, 503, "not_ready");
     assert_eq!(r.header("retry-after"), Some("1"));
 }
+
+/// Writes and a long-poll through the documented proxy: the long-poll parked in the server
+/// is woken by a write sent through the same proxy.
+#[test]
+fn writes_and_long_polls_pass_the_documented_nginx() {
+    let Some(bin) = nginx_binary() else { return };
+    let s = Server::start();
+    let nginx = start_nginx(&bin, s.addr);
+    let h = [("Content-Type", "application/json")];
+    let post = |path: &str, body: serde_json::Value| {
+        crate::harness::http::request(nginx.addr, "POST", path, &h, body.to_string().as_bytes())
+    };
+    assert_eq!(
+        post("/v0/topics/t", json!({"records":[{"data":1}]})).status,
+        201
+    );
+    std::thread::scope(|sc| {
+        let poll = sc.spawn(|| post("/v0/topics/t/diff", json!({"from_seq":1,"wait_ms":10000})));
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        assert_eq!(
+            post("/v0/topics/t", json!({"records":[{"data":2}]})).status,
+            200
+        );
+        let d = poll.join().unwrap().expect(200);
+        assert_eq!(d["records"][0]["data"], 2);
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the long-poll was not woken"
+        );
+    });
+}
