@@ -252,7 +252,7 @@ fn spawn_replay_ticker(progress: Arc<ReplayProgress>) -> tokio::task::JoinHandle
     })
 }
 
-/// Refuse a non-loopback bind without auth unless explicitly allowed (contract §2.1).
+/// Refuse a non-loopback bind without auth unless explicitly allowed (API.md §1).
 fn resolve_listen(config: &Config) -> Result<SocketAddr, String> {
     let listen = &config.server.listen;
     let addr: Option<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())

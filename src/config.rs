@@ -1,4 +1,4 @@
-//! Server configuration: every tunable of the API contract's §13, loaded from an optional TOML
+//! Server configuration: every tunable of the API contract's API.md §10, loaded from an optional TOML
 //! file and overridden by environment variables and flags (file < env < flags; clap merges the
 //! last two). Unknown keys are rejected so a typo never silently falls back to a default.
 

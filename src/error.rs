@@ -49,7 +49,7 @@ impl ApiError {
         .with_detail(json!({ "topic": topic }))
     }
 
-    /// Auth on and no valid key (contract §2.5).
+    /// Auth on and no valid key (API.md §1).
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
@@ -233,7 +233,7 @@ impl ApiError {
         .with_detail(json!({ "router": router }))
     }
 
-    /// Map a refused router PUT for router `router` (§8.1).
+    /// Map a refused router PUT for router `router` (API.md §12).
     pub fn from_router_put(router: &str, e: PutError) -> Self {
         let incompatible =
             |m: String| Self::new(StatusCode::CONFLICT, "topic_exists_incompatible", m);

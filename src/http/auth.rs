@@ -1,4 +1,4 @@
-//! Bearer authentication and scopes (contract §2), in front of every route (the write
+//! Bearer authentication and scopes (API.md §1), in front of every route (the write
 //! shortcut included): probe and watch-stream bypass → authenticate (`401`) → route scope
 //! (`403`) → path-name prefix (`403`); the handler then checks names in bodies and filters
 //! listings with the `Caller` this leaves in the request's extensions.
@@ -21,7 +21,7 @@ impl Caller {
         self.0.as_ref().is_none_or(|k| k.allows(name))
     }
 
-    /// `403 {topic}` unless `name` is allowed (body-name checks, §2.4).
+    /// `403 {topic}` unless `name` is allowed (body-name checks, API.md §1).
     pub fn check_topic(&self, name: &str) -> Result<(), ApiError> {
         match self.allows(name) {
             true => Ok(()),
@@ -78,7 +78,7 @@ pub fn check(
     Ok(Caller(Some(Arc::new(key.clone()))))
 }
 
-/// The two SSE GETs, the only routes that take `?token=` (§2.5).
+/// The two SSE GETs, the only routes that take `?token=` (API.md §1).
 pub fn sse_get(method: &Method, path: &str) -> bool {
     method == Method::GET
         && (path.starts_with("/v0/watch/")
@@ -106,7 +106,7 @@ pub fn query_token(uri: &Uri) -> Option<String> {
 }
 
 /// The key a watch stream GET presents (header first, then `?token=`), for the session's
-/// creator binding (§9.3).
+/// creator binding (API.md §11).
 pub fn presented_key<'a>(
     state: &'a AppState,
     uri: &Uri,

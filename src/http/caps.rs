@@ -1,4 +1,4 @@
-//! Per-key caps (contract §12): concurrent authenticated requests (`max_inflight_per_key`,
+//! Per-key caps (API.md §10): concurrent authenticated requests (`max_inflight_per_key`,
 //! SSE GETs excluded) and open event streams (`max_sse_connections_per_key`; a watch stream
 //! counts for its session's creator). Only with auth on. A slot is freed when its guard drops,
 //! whatever ended the request or stream.

@@ -1,4 +1,4 @@
-//! `POST /v0/topics/:topic/delete` — permanent, silent, point-in-time record deletes (§7).
+//! `POST /v0/topics/:topic/delete` — permanent, silent, point-in-time record deletes (API.md §7).
 
 use super::body;
 use super::render::{json_value, performance};

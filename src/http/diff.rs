@@ -1,4 +1,4 @@
-//! `POST /v0/topics/:topic/diff` — cursor read with long-poll (contract §6).
+//! `POST /v0/topics/:topic/diff` — cursor read with long-poll (API.md §6).
 
 use super::body;
 use super::render::{json_bytes, ms, push_performance, push_records, Include};

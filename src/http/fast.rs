@@ -106,7 +106,7 @@ where
 }
 
 impl Service {
-    /// `max_inflight_per_key` (§12): a slot for an authenticated request, SSE GETs excluded
+    /// `max_inflight_per_key` (API.md §10): a slot for an authenticated request, SSE GETs excluded
     /// (their streams count against the per-key stream cap instead).
     fn request_slot<B>(
         &self,

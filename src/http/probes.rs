@@ -1,4 +1,4 @@
-//! Liveness and readiness probes (contract §11).
+//! Liveness and readiness probes (API.md §8).
 
 use super::render::json_value;
 use super::AppState;

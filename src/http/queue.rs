@@ -1,4 +1,4 @@
-//! Queues (contract §10): `POST /v0/topics/:topic/claim`, `/ack`, `/nack`, `/extend`. Parse
+//! Queues (API.md §13): `POST /v0/topics/:topic/claim`, `/ack`, `/nack`, `/extend`. Parse
 //! and check the body, find the queue (404 / 409), call its actor, render. The `/work`
 //! stream is in `http/work.rs`.
 
@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Longest `node` (§10.2).
+/// Longest `node` (API.md §13).
 pub const MAX_NODE_BYTES: usize = 128;
 
 pub async fn claim(
@@ -251,7 +251,7 @@ fn fences(b: &Map<String, Value>, n: usize) -> Result<Vec<Option<u64>>, ApiError
         .collect()
 }
 
-/// A leased record as claim and `/work` render it (§10.2, §10.9): no `$node`; `$tag` and
+/// A leased record as claim and `/work` render it (API.md §13, API.md §13): no `$node`; `$tag` and
 /// `meta` exactly when the record has them.
 pub fn job(c: &Claimed, topic: Option<&str>) -> Value {
     let r = &c.record;

@@ -62,7 +62,7 @@ pub fn json_value(status: StatusCode, v: &Value) -> Response {
     json_bytes(status, serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// A `text/event-stream` response over `chunks` (§9.2 headers: no caching, no proxy
+/// A `text/event-stream` response over `chunks` (API.md §11 headers: no caching, no proxy
 /// buffering); the stream ends the body when it returns `None`.
 pub fn event_stream<S>(chunks: S) -> Response
 where

@@ -1,4 +1,4 @@
-//! Routers (contract §8): PUT, GET, list and DELETE of `/v0/routers`. Parse, check, call the
+//! Routers (API.md §12): PUT, GET, list and DELETE of `/v0/routers`. Parse, check, call the
 //! router set, render; forwarding itself runs in `router/`.
 
 use super::body::{self, query_value, QueryPairs};
@@ -31,7 +31,7 @@ pub async fn put(
     let name = topic_path(path)?;
     let max = state.config().limits.max_body_bytes;
     let body: Map<String, Value> = body::json(&parts.headers, body, max, true).await?;
-    // The allowlist on source and dest comes before every other body check (§8.1).
+    // The allowlist on source and dest comes before every other body check (API.md §12).
     let caller = parts
         .extensions
         .get::<super::auth::Caller>()
@@ -135,7 +135,7 @@ fn visible(caller: &super::auth::Caller, name: &str, d: &RouterDef) -> bool {
     caller.allows(name) && caller.allows(&d.source) && caller.allows(&d.dest)
 }
 
-/// GET or DELETE of an existing router: its source and dest must be allowed too (§2.4).
+/// GET or DELETE of an existing router: its source and dest must be allowed too (API.md §1).
 fn check_existing(
     caller: &super::auth::Caller,
     shared: Option<&crate::router::Shared>,

@@ -21,7 +21,7 @@ pub fn topic_path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiE
         .map_err(|e| ApiError::invalid(format!("bad path: {e}")))
 }
 
-/// The `:topic` segment of a lookup. Lookups do not validate names (§1.4): a segment that does
+/// The `:topic` segment of a lookup. Lookups do not validate names (API.md §1): a segment that does
 /// not even decode to UTF-8 names no topic, so it becomes a name no topic can have (U+FFFD)
 /// and the handler answers exactly as for any absent topic.
 pub fn lookup_path(p: Result<Path<String>, PathRejection>) -> String {
@@ -63,7 +63,7 @@ pub async fn put(
     }
     let config = resolve_config(input, &topic)?;
     if let Some(dl) = &config.dead_letter {
-        // The dead-letter topic is written on this key's behalf: it must be allowed (§2.4).
+        // The dead-letter topic is written on this key's behalf: it must be allowed (API.md §1).
         let caller = parts
             .extensions
             .get::<super::auth::Caller>()
@@ -177,7 +177,7 @@ pub async fn list(
         prefix,
     } = Page::of(&q, read)?;
     let touch = query_bool(&q, "touch", false);
-    // Only names the caller's key may use are listed (§2.4).
+    // Only names the caller's key may use are listed (API.md §1).
     let allowed = |name: &str| caller.allows(name);
     let (handles, more) = state
         .registry()?
@@ -205,7 +205,7 @@ fn list_item(s: &TopicState) -> Value {
         "effective_priority": s.effective_priority })
 }
 
-/// What a list request asks for (contract §1.8): page size, where to start, name prefix.
+/// What a list request asks for (API.md §1): page size, where to start, name prefix.
 pub struct Page<'q> {
     pub size: usize,
     /// Names strictly after this one (`None`: the first page).

@@ -1,4 +1,4 @@
-//! `POST /v0/watch` and `GET /v0/watch/:wid` (contract §9): create a session, open its
+//! `POST /v0/watch` and `GET /v0/watch/:wid` (API.md §11): create a session, open its
 //! `text/event-stream`. The session and stream logic lives in `crate::watch`.
 
 use super::body::{self, query_bool, QueryPairs};
@@ -65,7 +65,7 @@ pub async fn create(
     let (parts, body) = request.into_parts();
     let max = state.config().limits.max_body_bytes;
     let b: WatchBody = body::json(&parts.headers, body, max, false).await?;
-    // Every topic key is allowlist-checked, whether or not it exists (§9.1).
+    // Every topic key is allowlist-checked, whether or not it exists (API.md §11).
     let caller = parts
         .extensions
         .get::<super::auth::Caller>()
@@ -131,7 +131,7 @@ async fn resolve_topics(
     Ok((cursors, shown))
 }
 
-/// Limits and flags per §9.1, clamped with the configured tunables.
+/// Limits and flags per API.md §11, clamped with the configured tunables.
 fn options(state: &AppState, b: &WatchBody) -> WatchOpts {
     let (read, watch) = (&state.config().read, &state.config().watch);
     let limit = match b.limit.unwrap_or(0) {
@@ -181,7 +181,7 @@ pub async fn stream(
         return Err(ApiError::not_acceptable());
     }
     let wid = lookup_path(path);
-    // Bound to its creating key (§9.3): that key, in the header or `?token=`, or 401.
+    // Bound to its creating key (API.md §11): that key, in the header or `?token=`, or 401.
     let mut key_slot = None;
     if let Some(Some(owner)) = state.inner.watch.owner_of(&wid) {
         let key = super::auth::presented_key(&state, &uri, &headers);
@@ -190,7 +190,7 @@ pub async fn stream(
                 "this watch session belongs to another API key (send it as Bearer or ?token=)",
             ));
         }
-        // The stream counts for the session's creator (§12).
+        // The stream counts for the session's creator (API.md §10).
         let max = state.config().limits.max_sse_connections_per_key;
         key_slot = Some(state.inner.key_caps.stream(owner, max)?);
     }
@@ -214,7 +214,7 @@ pub async fn stream(
     Ok(super::render::event_stream(chunks))
 }
 
-/// `Accept` absent, or naming `text/event-stream` or `*/*` (§9.2).
+/// `Accept` absent, or naming `text/event-stream` or `*/*` (API.md §11).
 pub fn accepts_event_stream(headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(header::ACCEPT).iter().peekable();
     if values.peek().is_none() {

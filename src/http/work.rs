@@ -1,4 +1,4 @@
-//! `GET /v0/topics/:topic/work` (contract §10.9): a push stream of `job` frames. Each pass
+//! `GET /v0/topics/:topic/work` (API.md §13): a push stream of `job` frames. Each pass
 //! tops this connection's unexpired leases up to `max` through the claim path, sends one
 //! frame per new lease, then parks until the topic changes, `work_poll_ms` or shutdown.
 //! Every lease delivered on the connection is released the moment the stream is dropped,
@@ -194,7 +194,7 @@ impl WorkStream {
                 }
                 Next::Frames(Bytes::from(out))
             }
-            // A topic that vanished ends the stream silently (§10.9).
+            // A topic that vanished ends the stream silently (API.md §13).
             Err(QueueError::NotFound) => Next::End(None),
             Err(QueueError::NotAQueue) => {
                 let msg = format!("topic {:?} is not a queue", self.topic);

@@ -1,4 +1,4 @@
-//! `POST /v0/topics/:topic` — atomic append of a batch (contract §5).
+//! `POST /v0/topics/:topic` — atomic append of a batch (API.md §5).
 
 use super::body::{self, query_bool};
 use super::render::{json_bytes, ms, push_performance};
@@ -85,7 +85,7 @@ pub async fn write_topic<B: body::RequestBody>(
         && !caller.has(crate::model::auth::ADMIN)
         && state.registry()?.get(&topic).is_none()
     {
-        // Creating a topic with an inline config needs `admin` (§2.3); nothing is created.
+        // Creating a topic with an inline config needs `admin` (API.md §1); nothing is created.
         return Err(
             ApiError::forbidden("creating a topic with a config needs the admin scope")
                 .with_detail(serde_json::json!({ "topic": topic })),
@@ -101,7 +101,7 @@ pub async fn write_topic<B: body::RequestBody>(
         .append(req)
         .await
         .map_err(|e| ApiError::from_topic(&topic, e))?;
-    // A dedupe is always 200 with created:false and the original seqs (§5.4).
+    // A dedupe is always 200 with created:false and the original seqs (API.md §5).
     let created = created && !ok.deduped;
     let count = if ok.deduped {
         (ok.last_seq + 1 - ok.first_seq) as usize
@@ -221,7 +221,7 @@ fn render(
         b",\"deduped\":false"
     });
     out.extend_from_slice(b",\"performance\":");
-    // Deduped responses carry only server_total_ms (§5.4).
+    // Deduped responses carry only server_total_ms (API.md §5).
     let total = ("server_total_ms", ms(started));
     if ok.deduped {
         push_performance(&mut out, &[total], None);

@@ -1,4 +1,4 @@
-//! API keys and what each route needs (contract §2), pure: the key entry syntax, the scope
+//! API keys and what each route needs (API.md §1), pure: the key entry syntax, the scope
 //! sets, the prefix allowlist, and the route table that says which scopes a request needs
 //! and which name in its path the allowlist applies to.
 //!
@@ -112,7 +112,7 @@ pub enum Need {
     Scopes { scopes: u8, name: Option<String> },
 }
 
-/// The route table of §2.3 for `method` and a percent-decoded `path`.
+/// The route table of API.md §1 for `method` and a percent-decoded `path`.
 pub fn need(method: &str, path: &str, probe_auth: bool) -> Need {
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let scopes = |scopes: u8, name: Option<&str>| Need::Scopes {

@@ -21,7 +21,7 @@ pub enum LossReason {
     /// In a sealed segment whose checksum no longer matches.
     Corrupt,
     /// Hole seqs a router appended to its dest for source records lost (evicted, expired,
-    /// crashed) before it forwarded them (contract §8.3).
+    /// crashed) before it forwarded them (API.md §12).
     SourceTrim,
 }
 

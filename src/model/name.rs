@@ -1,4 +1,4 @@
-//! Topic and router name rules (contract §1.4). Names are opaque bytes to the server and are
+//! Topic and router name rules (API.md §1). Names are opaque bytes to the server and are
 //! never used as filesystem paths.
 
 /// Longest valid name in bytes.

@@ -1,4 +1,4 @@
-//! Tag predicates (contract §7): `["tag","Eq","v"]`, `["tag","Glob","p*"]` (only a final `*` is
+//! Tag predicates (API.md §7): `["tag","Eq","v"]`, `["tag","Glob","p*"]` (only a final `*` is
 //! special), or a bare string (Glob when it ends in `*`, else Eq). Untagged records never match.
 
 use serde_json::Value;

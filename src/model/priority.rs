@@ -1,4 +1,4 @@
-//! Effective priority (contract §3.5). Scheduling hint only; never affects order or visibility.
+//! Effective priority (API.md §2). Scheduling hint only; never affects order or visibility.
 
 /// Inputs of the computation, all in ms.
 pub struct PriorityInputs {

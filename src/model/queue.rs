@@ -1,4 +1,4 @@
-//! Lease state of one queue (contract §10.1), pure: leases, delivery counters, the reclaim set,
+//! Lease state of one queue (API.md §13), pure: leases, delivery counters, the reclaim set,
 //! delayed redeliveries, the claim cursor over never-leased seqs, and the lease-id counter.
 //! The clock is a parameter of every call; nothing here reads time or touches a topic.
 //!
@@ -119,7 +119,7 @@ impl LeaseBook {
         b
     }
 
-    /// Lazy expiry (§10.1): leases past their deadline go back to `reclaim` (or into a
+    /// Lazy expiry (API.md §13): leases past their deadline go back to `reclaim` (or into a
     /// backoff, with `backoff`), and delayed seqs that are due become claimable (a backoff
     /// that ends queues behind the fresh work up to `head_hint`). Returns the seqs whose
     /// leases expired.

@@ -1,4 +1,4 @@
-//! Cursor-read planning (contract §6.2/§6.3): where a read starts, whether it carries a
+//! Cursor-read planning (API.md §6/API.md §6): where a read starts, whether it carries a
 //! tombstone, and how the walk over stored records and known loss ranges ends. Pure
 //! functions over watermarks.
 //!
@@ -61,14 +61,14 @@ pub struct Watermarks {
     pub first_loss: Option<u64>,
 }
 
-/// Where the walk starts, and the tombstone steps 1–2 of §6.2 already gave the response.
+/// Where the walk starts, and the tombstone steps 1–2 of API.md §6 already gave the response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanStart {
     pub after: u64,
     pub tombstone: Option<Tombstone>,
 }
 
-/// Steps 1–3 of §6.2: the tombstone (if any) and the seq the scan starts after.
+/// Steps 1–3 of API.md §6: the tombstone (if any) and the seq the scan starts after.
 pub fn plan_start(from_seq: u64, w: &Watermarks) -> ScanStart {
     let h = w.head_seq;
     // Skipping ahead goes to the first live record or the first loss range, whichever is first.
@@ -111,7 +111,7 @@ pub fn plan_start(from_seq: u64, w: &Watermarks) -> ScanStart {
     }
 }
 
-/// The tombstone for a loss range met by the walk (`earliest_seq` is `E`, as in §6.3).
+/// The tombstone for a loss range met by the walk (`earliest_seq` is `E`, as in API.md §6).
 fn range_tombstone(r: &LossRange, w: &Watermarks) -> Tombstone {
     let h = w.head_seq;
     let gap_to = r.gap_to.min(h);
@@ -135,7 +135,7 @@ pub struct ScanLimits<'a> {
     pub skip_nodes: &'a [String],
 }
 
-/// Outcome of steps 4–5 of §6.2.
+/// Outcome of steps 4–5 of API.md §6.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanOutcome {
     /// Records to deliver, ascending.

@@ -1,4 +1,4 @@
-//! Records and the per-record write rules (contract §5.1). A record's JSON arrives validated by
+//! Records and the per-record write rules (API.md §5). A record's JSON arrives validated by
 //! the parser and stays bytes from here on: compacted once, then stored, logged and spliced.
 
 use super::json;
@@ -23,7 +23,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// Retained bytes (§3.3): compact `data` plus compact `meta`.
+    /// Retained bytes (API.md §2): compact `data` plus compact `meta`.
     pub fn payload_bytes(&self) -> u64 {
         (self.data.len() + self.meta.as_ref().map_or(0, Bytes::len)) as u64
     }

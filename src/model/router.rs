@@ -1,4 +1,4 @@
-//! Router rules (contract §8), pure: the PUT body and its field checks, the graph checks a new
+//! Router rules (API.md §12), pure: the PUT body and its field checks, the graph checks a new
 //! or re-configured router must pass (fan-in, re-point, cycle with its path), and the
 //! per-record forwarding decision (hop cap, filter, `preserve_*`).
 //! No I/O and no router state lives here; `router/` (the forwarding tasks) and `http/` apply
@@ -10,7 +10,7 @@ use super::predicate::TagPredicate;
 use super::record::{Record, RecordDraft};
 use serde_json::{Map, Value};
 
-/// Delivery guarantee (§8.4).
+/// Delivery guarantee (API.md §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guarantee {
     AtLeastOnce,
@@ -73,7 +73,7 @@ pub enum DefError {
 }
 
 /// The `source`/`dest` strings of a body, for the allowlist check that precedes every other
-/// check (§8.1). `None` when either is missing or not a string (the full parse reports it).
+/// check (API.md §12). `None` when either is missing or not a string (the full parse reports it).
 pub fn endpoints(body: &Map<String, Value>) -> Option<(&str, &str)> {
     Some((body.get("source")?.as_str()?, body.get("dest")?.as_str()?))
 }
@@ -146,7 +146,7 @@ pub struct Edge<'a> {
     pub dest: &'a str,
 }
 
-/// Why the graph refuses a router (§8.1), in check order.
+/// Why the graph refuses a router (API.md §12), in check order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraphError {
     /// `dest` is already fed by a router with another source.
@@ -219,7 +219,7 @@ pub fn find_cycle(
 }
 
 /// The copy of `rec` a router appends to its dest, or `None` when it is skipped (hop cap,
-/// then filter; §8.3). Deleted and expired records never reach this: the read skips them.
+/// then filter; API.md §12). Deleted and expired records never reach this: the read skips them.
 pub fn forward(def: &RouterDef, rec: &Record, max_hops: u8) -> Option<RecordDraft> {
     if rec.hops >= max_hops {
         return None;

@@ -1,4 +1,4 @@
-//! The topic config object (contract §3.1): input parsing with every rule, the normalised stored
+//! The topic config object (API.md §2): input parsing with every rule, the normalised stored
 //! form, and its wire rendering. Input fields are all optional; output always has all 17.
 
 use super::name::is_valid_topic_name;
@@ -23,7 +23,7 @@ pub enum Discard {
     Reject,
 }
 
-/// Where a write is acknowledged; see contract §3.2.
+/// Where a write is acknowledged; see API.md §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {

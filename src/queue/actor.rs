@@ -117,7 +117,7 @@ impl QueueActor {
         }
     }
 
-    /// Lazy expiry (§10.1) before every operation; wakes `/work` streams when work returns.
+    /// Lazy expiry (API.md §13) before every operation; wakes `/work` streams when work returns.
     pub(super) fn expire(&mut self, now: i64, st: &TopicState) {
         self.book.note_head(st.head_seq);
         let backoff = st.config.retry_backoff.map(|b| Backoff {

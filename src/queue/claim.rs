@@ -1,4 +1,4 @@
-//! The claim pass (contract §10.2): lazy expiry, then the next claimable seqs — reclaimed
+//! The claim pass (API.md §13): lazy expiry, then the next claimable seqs — reclaimed
 //! ones lowest first, then fresh ones past the claim cursor — each counted as one more
 //! delivery and either dead-lettered (over `max_deliveries`) or leased. Claims arriving
 //! within `claim_jitter_ms` of the first form a cohort served round-robin in one pass.

@@ -1,4 +1,4 @@
-//! Dead-lettering (contract §10.7) as one step that a crash cannot split into a loss or a
+//! Dead-lettering (API.md §13) as one step that a crash cannot split into a loss or a
 //! second copy: an intent naming the seq and the dead-letter topic's head is made durable
 //! first, then the copy is appended and made durable, then the seq is deleted from the queue.
 //! After a crash, a live seq with an intent is looked for past that head in the dead-letter
@@ -128,7 +128,7 @@ async fn copy_exists(target: &TopicHandle, topic: &str, seq: u64, mark: u64) -> 
     false
 }
 
-/// The copy's `meta` (§10.7): the original object's keys, then the last nack's reason (an
+/// The copy's `meta` (API.md §13): the original object's keys, then the last nack's reason (an
 /// extension, when one was given) and the three `$dead_letter_*` strings; a `meta` that is
 /// not an object is dropped.
 fn dead_letter_meta(rec: &Record, topic: &str, max_deliveries: u64, reason: Option<&str>) -> Bytes {

@@ -1,4 +1,4 @@
-//! Lease queues (contract §10): one actor per queue topic owns its lease state
+//! Lease queues (API.md §13): one actor per queue topic owns its lease state
 //! (`model::queue::LeaseBook`) and reaches the topic — and its dead-letter topic — only
 //! through topic handles. The set here finds or starts the actor of a topic.
 //!
@@ -124,7 +124,7 @@ pub struct SettleOk {
     pub sync_started: Option<std::time::Instant>,
 }
 
-/// `queue` in topic state (§10.8).
+/// `queue` in topic state (API.md §13).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counters {
     pub ready: u64,

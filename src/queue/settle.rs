@@ -1,4 +1,4 @@
-//! Ack, nack and extend (contract §10.3–§10.6): each seq is acted on only if `node` holds an
+//! Ack, nack and extend (API.md §13–API.md §13): each seq is acted on only if `node` holds an
 //! unexpired lease on it (with the given `lease_id`, when fenced); every other seq is
 //! `skipped`. An ack is the topic's permanent delete of the seq.
 
@@ -77,7 +77,7 @@ impl QueueActor {
     }
 
     /// Delete the acked seqs; on a storage failure they all return to the reclaim set and
-    /// the call fails (§10.4); refused for back-pressure, the leases stay.
+    /// the call fails (API.md §13); refused for back-pressure, the leases stay.
     async fn ack(&mut self, seqs: &[u64]) -> Result<Sync, QueueError> {
         if seqs.is_empty() {
             return Ok(None);
@@ -88,7 +88,7 @@ impl QueueActor {
                 Ok(sync)
             }
             Err(e @ TopicError::Throttled) => Err(e.into()),
-            // A failed delete (§10.4): the jobs are claimable again and the call fails.
+            // A failed delete (API.md §13): the jobs are claimable again and the call fails.
             Err(e) => {
                 let now = self.clock.now_ms();
                 seqs.iter().for_each(|s| self.book.release(*s, 0, now));

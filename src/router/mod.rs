@@ -1,4 +1,4 @@
-//! Routers (contract §8): the set of router definitions and one forwarding task per router.
+//! Routers (API.md §12): the set of router definitions and one forwarding task per router.
 //! A client of topic handles: it reads sources and appends to dests through `TopicHandle`,
 //! wakes on the source's head watch, and no topic actor knows it exists.
 //! Invariants: a definition is durable (a synced RouterDef frame) before it is visible or
@@ -175,7 +175,7 @@ impl Routers {
     }
 
     /// Read-your-writes for a read of `topic`: drive every router feeding it to its source
-    /// head first (contract §8.3). Nothing to do, and no wait, when no router feeds it.
+    /// head first (API.md §12). Nothing to do, and no wait, when no router feeds it.
     pub async fn drive_dest(&self, topic: &str, max: std::time::Duration) {
         let feeders: Vec<Arc<Shared>> = self
             .map()

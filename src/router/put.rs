@@ -1,6 +1,6 @@
 //! `PUT /v0/routers/:router` after its body checks: the graph checks, the limit, the
 //! auto-creation of source and dest, and the durable definition, in the contract's order
-//! (§8.1), all under the router lifecycle lock so the checks see a stable set.
+//! (API.md §12), all under the router lifecycle lock so the checks see a stable set.
 
 use super::{edge_refs, Routers};
 use crate::model::router::{check_shape, def_to_json, find_cycle, GraphError, Position, RouterDef};
@@ -65,7 +65,7 @@ impl Routers {
                 Ok(false)
             }
             None => {
-                // Only records committed after creation are forwarded (§8.1); no copy of
+                // Only records committed after creation are forwarded (API.md §12); no copy of
                 // this router is in the dest yet.
                 let pos = Position {
                     cursor: source.state(false).await.map_err(PutError::Topic)?.head_seq,

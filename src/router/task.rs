@@ -29,7 +29,7 @@ pub(super) struct RouterTask {
     registry: Arc<Registry>,
     params: RouterParams,
     /// After a batch the dest refused as too large or too full, copy one record at a time
-    /// (so whatever fits goes in, and a single copy over the whole cap is skipped, §8.3)
+    /// (so whatever fits goes in, and a single copy over the whole cap is skipped, API.md §12)
     /// until the router catches up.
     single: bool,
     /// `exactly_once`: source seqs above the cursor whose copies the dest already holds.
@@ -42,7 +42,7 @@ pub(super) struct RouterTask {
 enum Appended {
     /// Appended; the dest seq of the last copy.
     Done(u64),
-    /// The single copy is larger than the dest's whole cap: skipped (at-least-once, §8.3).
+    /// The single copy is larger than the dest's whole cap: skipped (at-least-once, API.md §12).
     Skipped,
     /// Dest full or missing, a queue full: the step is retried later.
     Retry,
@@ -170,7 +170,7 @@ impl RouterTask {
             if let Some(s) = &stamp {
                 copy.meta = Some(s.meta(r.seq, r.meta.as_deref()));
                 if !self.fits(&copy) {
-                    // Retried for ever (§8.3): stop just before it.
+                    // Retried for ever (API.md §12): stop just before it.
                     tracing::warn!(router = %self.shared.name, source_seq = r.seq,
                         "exactly-once copy exceeds the record limits; router stalled");
                     if batch.copies.is_empty() && batch.accounted == 0 {
@@ -230,7 +230,7 @@ impl RouterTask {
         }
     }
 
-    /// Does a stamped copy still meet the record limits (§5.1)?
+    /// Does a stamped copy still meet the record limits (API.md §5)?
     fn fits(&self, copy: &RecordDraft) -> bool {
         let meta = copy.meta.as_ref().map_or(0, |m| m.len());
         meta <= self.params.max_meta_bytes

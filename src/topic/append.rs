@@ -55,7 +55,7 @@ fn commit_for(class: Durability) -> Commit {
 }
 
 impl Actor {
-    /// Assign seqs to `holes` hole seqs (a router's source-trim holes, contract §8.3)
+    /// Assign seqs to `holes` hole seqs (a router's source-trim holes, API.md §12)
     /// followed by the request's records, and submit them as one write.
     pub(super) fn on_append(
         &mut self,
@@ -312,7 +312,7 @@ impl Actor {
         self.apply_retention();
     }
 
-    /// Idempotency (§5.3): answer a hit with the original result, park a same-key write
+    /// Idempotency (API.md §5): answer a hit with the original result, park a same-key write
     /// behind the pending one; otherwise hand the reply back to proceed.
     fn dedupe(
         &mut self,
@@ -349,7 +349,7 @@ impl Actor {
         }
     }
 
-    /// `discard:"reject"` admission and the global byte quota (§3.3, §12).
+    /// `discard:"reject"` admission and the global byte quota (API.md §2, API.md §10).
     fn admit(&self, n: u64, incoming: u64) -> Result<(), TopicError> {
         let c = &self.config;
         if c.discard == Discard::Reject {

@@ -1,4 +1,4 @@
-//! Permanent record deletes inside the actor (contract §7): point-in-time (bounded by the head
+//! Permanent record deletes inside the actor (API.md §7): point-in-time (bounded by the head
 //! at call time), silent on reads, never moving the tombstone floor.
 
 use super::actor::Actor;

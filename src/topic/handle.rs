@@ -53,7 +53,7 @@ impl TopicHandle {
     }
 
     /// Issue `count` hole seqs that read as a `source_trim` loss: a router's dest standing
-    /// for source records lost before they were forwarded (contract §8.3).
+    /// for source records lost before they were forwarded (API.md §12).
     pub async fn append_holes(&self, count: u64) -> Result<AppendOk, TopicError> {
         self.call(|reply| Command::Holes { count, reply }).await?
     }

@@ -1,4 +1,4 @@
-//! Idempotency entries of one topic (contract §5.3): key → the original result, matching while
+//! Idempotency entries of one topic (API.md §5): key → the original result, matching while
 //! `now − created ≤ window`. Entries are pruned oldest-first, so memory is bounded by the
 //! write rate times the window.
 

@@ -121,7 +121,7 @@ pub struct AppendOk {
     pub deduped: bool,
 }
 
-/// A permanent delete (contract §7).
+/// A permanent delete (API.md §7).
 #[derive(Debug, Clone)]
 pub struct DeleteRequest {
     pub before_seq: Option<u64>,
@@ -185,7 +185,7 @@ pub(crate) enum Command {
         req: AppendRequest,
         reply: Reply<Result<AppendOk, TopicError>>,
     },
-    /// Source-trim hole seqs (contract §8.3), ordered with the appends around them.
+    /// Source-trim hole seqs (API.md §12), ordered with the appends around them.
     Holes {
         count: u64,
         reply: Reply<Result<AppendOk, TopicError>>,

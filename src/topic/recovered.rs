@@ -34,7 +34,7 @@ pub struct RecoveredTopic {
     pub queue: RecoveredQueue,
 }
 
-/// A queue's logged lease state (contract §10.1), folded from QueueSeq, QueueMeta,
+/// A queue's logged lease state (API.md §13), folded from QueueSeq, QueueMeta,
 /// DeadLetter and DeleteSeqs frames.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveredQueue {
@@ -114,7 +114,7 @@ impl RecoveredTopic {
         }
     }
 
-    /// The head after restart: at or above every seq ever issued (§3.2).
+    /// The head after restart: at or above every seq ever issued (API.md §3).
     pub fn head_seq(&self) -> u64 {
         self.ceiling.max(self.issued())
     }

@@ -1,4 +1,4 @@
-//! Retention inside the actor (contract §3.3): TTL expiry and cap eviction from the front,
+//! Retention inside the actor (API.md §2): TTL expiry and cap eviction from the front,
 //! raising the loss floors that drive tombstones. Runs before and after every command, so a
 //! tighter config applies at once. Eviction only drops records from memory; it never
 //! rewrites data. Floors are logged to the WAL so they survive a restart.

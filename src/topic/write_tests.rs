@@ -152,7 +152,7 @@ async fn read_from(t: &TopicHandle, from_seq: u64) -> super::ReadResult {
     t.read(req).await.unwrap()
 }
 
-/// Source-trim holes (§8.3): seqs of their own between records, read as one `source_trim`
+/// Source-trim holes (API.md §12): seqs of their own between records, read as one `source_trim`
 /// tombstone, kept across a restart (from the WAL) and a checkpoint (from the snapshot).
 #[tokio::test]
 async fn holes_take_seqs_and_read_as_a_source_trim_tombstone_across_restarts() {

@@ -1,5 +1,5 @@
 //! The composite cursor carried in every event `id:` and read back from `Last-Event-ID`
-//! (contract §9.3, §9.5): unpadded base64url of the JSON map topic → last consumed seq, keys
+//! (API.md §11, API.md §11): unpadded base64url of the JSON map topic → last consumed seq, keys
 //! in ascending byte order. Also the session id (`wid_` + 16 CSPRNG bytes).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

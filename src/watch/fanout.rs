@@ -1,4 +1,4 @@
-//! The shared read/encode path of the watch fan-out (GUIDE §8 "encode once"). One append wakes
+//! The shared read/encode path of the watch fan-out (GUIDE API.md §12 "encode once"). One append wakes
 //! every caught-up watcher of a topic at the same cursor; without sharing, each would put its
 //! own read in the topic actor's bounded mailbox (hundreds at once fill it and writers get
 //! 429) and encode the same `record` frame again. Here the first watcher at a

@@ -1,4 +1,4 @@
-//! SSE frames of the watch stream (contract §9.5). `data:` is single-line JSON built by
+//! SSE frames of the watch stream (API.md §11). `data:` is single-line JSON built by
 //! splicing stored record bytes. A `record` event is rendered once without its `id:` line and
 //! shared by every watcher at the same cursor (`fanout`); the `id:` line is per watcher.
 

@@ -1,4 +1,4 @@
-//! Multiplexed SSE watch (contract §9): sessions that hold N topic subscriptions and their
+//! Multiplexed SSE watch (API.md §11): sessions that hold N topic subscriptions and their
 //! cursor map, and the stream that turns them into one event stream, resumable by the cursor
 //! in every event id. A client of topic handles: it reads through `TopicHandle::read` and
 //! wakes through `TopicHandle::head_watch`; no topic actor ever calls into it. Watchers at the

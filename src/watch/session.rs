@@ -1,4 +1,4 @@
-//! Watch sessions (contract §9.1): created by `POST /v0/watch`, opened as streams by
+//! Watch sessions (API.md §11): created by `POST /v0/watch`, opened as streams by
 //! `GET /v0/watch/:wid`. A session holds the subscription options and the authoritative
 //! cursor map, in memory only.
 //!
@@ -20,7 +20,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct WatchOpts {
     /// Digest of the API key that created the session: its streams must present that key
-    /// (§9.3). `None` in dev mode.
+    /// (API.md §11). `None` in dev mode.
     pub owner: Option<[u8; 32]>,
     pub skip_nodes: Vec<String>,
     pub limit: usize,

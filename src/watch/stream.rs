@@ -1,4 +1,4 @@
-//! One open watch stream (contract §9.4): drain every dirty topic in ascending name order,
+//! One open watch stream (API.md §11): drain every dirty topic in ascending name order,
 //! then park until an append, the heartbeat or shutdown. A client of topic handles only.
 //!
 //! Invariants:
@@ -8,7 +8,7 @@
 //!   body frame, one socket write); the next read happens only when the connection asks for
 //!   the next chunk, so a stalled client holds at most one chunk and never holds a topic or a
 //!   writer.
-//! - Read your writes (contract §8.3): the first read of a topic in each pass drives the
+//! - Read your writes (API.md §12): the first read of a topic in each pass drives the
 //!   routers feeding it to their source heads, so a copy of a write acknowledged before the
 //!   pass is in the read. A topic no router feeds pays one lookup of the router set (no wait,
 //!   no allocation).
@@ -40,7 +40,7 @@ use tokio::time::Instant;
 /// A wake-up: the topic, its head watch (to re-arm) and whether the topic still exists.
 type Wake = (String, watch::Receiver<u64>, bool);
 
-/// What a watch stream needs to honour read-your-writes on router dests (contract §8.3): the
+/// What a watch stream needs to honour read-your-writes on router dests (API.md §12): the
 /// router set and the longest a pass waits for one feeding router to catch up.
 #[derive(Clone)]
 pub struct Feeders {
@@ -147,7 +147,7 @@ impl Watcher {
             match self.park().await {
                 Parked::Appended | Parked::Stop => {}
                 Parked::Heartbeat => {
-                    // §9.4: repeat the drain (this is how a quiet delete is noticed).
+                    // API.md §11: repeat the drain (this is how a quiet delete is noticed).
                     self.dirty = self.slots.keys().cloned().collect();
                     self.slots.values_mut().for_each(|s| s.drive = true);
                     self.last_frame = Instant::now();

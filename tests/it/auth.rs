@@ -1,4 +1,4 @@
-//! Bearer API keys, scopes and prefix allowlists (contract §2) through the real binary: 401
+//! Bearer API keys, scopes and prefix allowlists (API.md §1) through the real binary: 401
 //! vs 403 and their order, scopes per route, allowlists on paths, bodies and listings,
 //! watch streams bound to their creating key, `?token=` on the SSE GETs only, startup rules.
 
@@ -415,7 +415,7 @@ fn startup_refuses_unknown_scopes_and_unauthenticated_public_binds() {
     );
 }
 
-/// Per-key caps (§12): concurrent requests per key (SSE GETs excluded) and open streams per
+/// Per-key caps (API.md §10): concurrent requests per key (SSE GETs excluded) and open streams per
 /// key (a watch stream counts for its session's creator) answer 429 with Retry-After 1.
 #[test]
 fn per_key_request_and_stream_caps_answer_429() {

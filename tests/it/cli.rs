@@ -1,4 +1,4 @@
-//! Command line, environment and config file (GUIDE §6): --help/--version, precedence
+//! Command line, environment and config file (GUIDE API.md §6): --help/--version, precedence
 //! file < env < flags, unknown keys fail startup naming the key, log formats.
 
 use crate::harness::server::command;

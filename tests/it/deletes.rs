@@ -1,4 +1,4 @@
-//! Permanent deletes through HTTP (contract §7): silent, point-in-time, by prefix and by tag,
+//! Permanent deletes through HTTP (API.md §7): silent, point-in-time, by prefix and by tag,
 //! durable across kill -9, never a tombstone, never affecting later writes.
 
 use crate::harness::{assert_error, records, seqs_of, Server};

@@ -1,4 +1,4 @@
-//! Cursor reads (contract §6): from_seq, limit, byte budget, node filter, tags/meta, watermarks,
+//! Cursor reads (API.md §6): from_seq, limit, byte budget, node filter, tags/meta, watermarks,
 //! long-poll. Retention is not exercised here, so the tombstone is always null.
 
 use crate::harness::*;
@@ -525,7 +525,7 @@ fn many_concurrent_long_polls_are_all_woken() {
 
 // ---- model-based ----
 
-/// Expected diff of `model` (one `Option<node>` per seq, seq = index + 1) per §6.2 without
+/// Expected diff of `model` (one `Option<node>` per seq, seq = index + 1) per API.md §6 without
 /// retention: (delivered seqs, next_from_seq, records_scanned).
 fn model_diff(
     model: &[Option<usize>],
@@ -621,7 +621,7 @@ fn random_writes_and_reads_match_a_reference_model() {
         .unwrap();
 }
 
-// ---- §6.2 step 1: cursor above the head ----
+// ---- API.md §6 step 1: cursor above the head ----
 
 #[test]
 fn cursor_above_head_of_recreated_topic_gets_recreated_tombstone_and_reads_from_start() {

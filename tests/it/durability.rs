@@ -1,4 +1,4 @@
-//! Durability classes, crash recovery and restarts (contract §3.2): kill -9 and SIGTERM of the
+//! Durability classes, crash recovery and restarts (API.md §3): kill -9 and SIGTERM of the
 //! real binary, torn WAL tails, and the data-dir lock.
 
 use crate::harness::{self, *};

@@ -1,4 +1,4 @@
-//! Error surface (contract §1.2, §1.4, §1.7): routing 404/405, media type 415, parse/type 400,
+//! Error surface (API.md §1, API.md §1, API.md §1): routing 404/405, media type 415, parse/type 400,
 //! bad names, 413 — all with the canonical `{"error":{"code","message",...}}` body.
 
 use crate::harness::*;
@@ -53,7 +53,7 @@ fn wrong_method_on_known_path_is_405_method_not_allowed() {
     assert_eq!(s.state("t")["head_seq"], 0);
 }
 
-// ---- media type and empty bodies (§1.2) ----
+// ---- media type and empty bodies (API.md §1) ----
 
 #[test]
 fn body_without_json_content_type_is_415() {

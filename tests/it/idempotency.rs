@@ -1,4 +1,4 @@
-//! Idempotent writes (contract §5.3) and node loop-prevention (§6 `node`, `dedupe_node`).
+//! Idempotent writes (API.md §5) and node loop-prevention (API.md §6 `node`, `dedupe_node`).
 
 use crate::harness::{records, seqs_of, Server};
 use crate::retention::{advance, clocked};

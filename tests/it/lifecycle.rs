@@ -1,4 +1,4 @@
-//! Topic lifecycle (contract §4): PUT create/replace, GET state, DELETE, list + pagination.
+//! Topic lifecycle (API.md §4): PUT create/replace, GET state, DELETE, list + pagination.
 
 use crate::harness::*;
 use base64::Engine as _;
@@ -13,7 +13,7 @@ fn b64(s: &str) -> String {
 #[test]
 fn put_absent_topic_with_empty_body_creates_it_with_201_and_full_default_config() {
     let s = Server::start();
-    // Empty body means `{}` for PUT, no Content-Type needed (§1.2).
+    // Empty body means `{}` for PUT, no Content-Type needed (API.md §1).
     let resp = s.req("PUT", "/v0/topics/orders", &[], b"");
     let body = resp.expect(201);
     assert!(
@@ -425,7 +425,7 @@ fn get_absent_topic_is_404_topic_not_found_with_detail_and_never_creates() {
 #[test]
 fn lookups_do_not_validate_names() {
     let s = Server::start();
-    // A bad name on a lookup is just not found (§1.4), not a routing 404 or a 400.
+    // A bad name on a lookup is just not found (API.md §1), not a routing 404 or a 400.
     assert_error(&s.get("/v0/topics/a%2Fb"), 404, "topic_not_found");
     assert_error(&s.get("/v0/topics/-x"), 404, "topic_not_found");
     assert_error(

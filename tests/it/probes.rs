@@ -1,4 +1,4 @@
-//! Liveness and readiness probes (contract §11.1, §11.2) and their root aliases.
+//! Liveness and readiness probes (API.md §8, API.md §8) and their root aliases.
 
 use crate::harness::*;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Retention and tombstones through HTTP (contract §3.3, §3.4, §6.2, §6.3): TTL with a manual
+//! Retention and tombstones through HTTP (API.md §2, API.md §2, API.md §6, API.md §6): TTL with a manual
 //! server clock (no sleeps), cap eviction, `discard:"reject"`, floors across restarts.
 
 use crate::harness::{assert_error, records, seqs_of, Server, TempDir};

@@ -1,4 +1,4 @@
-//! Transport (contract §1.1, §1.2): HTTP/1.1 keep-alive, chunked request bodies, and HTTP/2
+//! Transport (API.md §1, API.md §1): HTTP/1.1 keep-alive, chunked request bodies, and HTTP/2
 //! cleartext by prior knowledge on the same port.
 
 use crate::harness::http::{connect, send_on};

@@ -1,4 +1,4 @@
-//! The longest valid `Last-Event-ID` (contract §9.3, §9.5): a watch session over the maximum
+//! The longest valid `Last-Event-ID` (API.md §11, API.md §11): a watch session over the maximum
 //! 256 topics with maximum-length (255-byte) names has an event id of ~90 KB, and ~95 KB with
 //! 20-digit cursors. The server must accept such a header over HTTP/1.1 (what browsers and
 //! reverse proxies speak upstream) and honour it: `docs/OPERATIONS.md` sizes proxy header

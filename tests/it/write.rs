@@ -1,4 +1,4 @@
-//! Write (contract §5): seq assignment, response fields, auto-create rules, per-record limits.
+//! Write (API.md §5): seq assignment, response fields, auto-create rules, per-record limits.
 
 use crate::harness::*;
 use serde_json::{json, Value};

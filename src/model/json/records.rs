@@ -1,4 +1,4 @@
-//! Record arrays as readers receive them (contract §1.5), spliced from stored bytes and never
+//! Record arrays as readers receive them (API.md §1), spliced from stored bytes and never
 //! re-serialized. Shared by the diff response and the watch stream's `record` frames.
 
 use super::{push_i64, push_str, push_u64};

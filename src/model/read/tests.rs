@@ -191,7 +191,11 @@ fn a_loss_range_met_first_becomes_the_tombstone_and_the_walk_goes_on() {
         (t.gap_from, t.gap_to, t.reason, t.missed_estimate),
         (3, 5, "corrupt", 3)
     );
-    assert_eq!((t.earliest_seq, t.head_seq), (3, 9), "E and H, as in §6.3");
+    assert_eq!(
+        (t.earliest_seq, t.head_seq),
+        (3, 9),
+        "E and H, as in API.md §6"
+    );
     assert_eq!((seqs(&out), out.next_from_seq), (vec![6, 8], 9));
     // The limit reached right after the range: the cursor moves past the range.
     let out = scan(

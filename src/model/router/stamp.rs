@@ -1,4 +1,4 @@
-//! The exactly-once stamp (contract §8.4), pure: the `_topics_router` object a copy's `meta`
+//! The exactly-once stamp (API.md §12), pure: the `_topics_router` object a copy's `meta`
 //! carries, how it goes into the original `meta`, and how a dest record's stamp is read back.
 //!
 //! The key names the source record for good: router name, the source topic's id (ids are

@@ -1,4 +1,4 @@
-//! Queue frames (kinds 18–21, contract §10): acks as deletes of single seqs, the lasting
+//! Queue frames (kinds 18–21, API.md §13): acks as deletes of single seqs, the lasting
 //! state of a leased seq, a queue's counters, and the intent that opens a dead-letter move.
 
 use super::{put_bytes16, Frame, FrameBuf, Reader};

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use writer::Writer;
 
-/// How a frame is committed (see contract §3.2).
+/// How a frame is committed (see API.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
     /// Rides along with other syncs; never causes one (`memory`).

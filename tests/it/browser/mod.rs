@@ -1,4 +1,4 @@
-//! The watch stream in a real browser `EventSource` (contract §9): headless Chromium, driven
+//! The watch stream in a real browser `EventSource` (API.md §11): headless Chromium, driven
 //! over ChromeDriver's plain HTTP/JSON WebDriver protocol with the harness's own HTTP client,
 //! opens one `EventSource` on a session over 50 topics, sees every write, loses its connection
 //! while frames are in flight and resumes by itself with `Last-Event-ID`: every written record

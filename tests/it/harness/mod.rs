@@ -77,7 +77,7 @@ pub fn query_escape(s: &str) -> String {
     out
 }
 
-/// The stored config of a topic created with `{}` (contract §3.1), all 17 fields.
+/// The stored config of a topic created with `{}` (API.md §2), all 17 fields.
 pub fn default_config() -> Value {
     serde_json::json!({
         "type": "log", "ttl_ms": 0, "cap_records": 0, "cap_bytes": 0, "discard": "old",

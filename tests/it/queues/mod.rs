@@ -1,4 +1,4 @@
-//! Lease queues (contract §10): every endpoint with its errors and check order, leases,
+//! Lease queues (API.md §13): every endpoint with its errors and check order, leases,
 //! expiry on a manual clock, delayed nacks, dead-lettering, the `/work` push stream and its
 //! release on disconnect, many competing workers, and lease state across kill -9.
 

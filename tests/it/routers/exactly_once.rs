@@ -1,4 +1,4 @@
-//! `guarantee:"exactly_once"` (contract §8.4): the stamp every copy carries, a live stamped
+//! `guarantee:"exactly_once"` (API.md §12): the stamp every copy carries, a live stamped
 //! copy standing in for the append, and no duplicate destination append across repeated
 //! kill -9 in the middle of forwarding.
 

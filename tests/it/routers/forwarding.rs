@@ -133,7 +133,7 @@ fn a_copy_larger_than_the_whole_dest_cap_is_skipped_and_not_counted() {
     assert_eq!(data_of(&s, "dst"), [json!("a"), json!("b")]);
 }
 
-/// Read-your-writes (§8.3): a diff or state read of a dest first drives its routers to the
+/// Read-your-writes (API.md §12): a diff or state read of a dest first drives its routers to the
 /// source head. With one record per step the router needs hundreds of steps, so a read that
 /// did not drive it would see only part of the write.
 #[test]
@@ -147,7 +147,7 @@ fn a_dest_read_first_drives_its_routers_to_the_source_head() {
     assert_eq!(s.state("dst")["head_seq"], 1600);
 }
 
-/// Source trim (§8.3): records the source evicted before the router consumed them become
+/// Source trim (API.md §12): records the source evicted before the router consumed them become
 /// one hole seq each in the dest, read there as a `source_trim` tombstone and accounted in
 /// `forwarded_total`; nothing after them is lost.
 #[test]

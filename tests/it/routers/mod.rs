@@ -1,4 +1,4 @@
-//! Routers (contract §8): the endpoints and their check order, forwarding (order, filters,
+//! Routers (API.md §12): the endpoints and their check order, forwarding (order, filters,
 //! preserve flags, hop cap, loops between two mirrored topics), back-pressure, and cursors
 //! across SIGTERM and kill -9 restarts.
 

@@ -147,7 +147,7 @@ fn kill9_after_the_router_caught_up_forwards_nothing_twice() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     s.crash_restart();
     // The source's unsynced reservation reads as a crash range; the router passes it on
-    // as that many source-trim holes (accounted, §8.2), and copies nothing twice.
+    // as that many source-trim holes (accounted, API.md §12), and copies nothing twice.
     let crash = s.diff("src", json!({"from_seq": 10}))["tombstone"].clone();
     assert_eq!(crash["reason"], "crash", "{crash}");
     let holes = crash["gap_to"].as_u64().unwrap() - 10;

@@ -1,4 +1,4 @@
-//! Stream frames (§9.4, §9.5): records per topic in order, `caught-up`, ids as the full
+//! Stream frames (API.md §11, API.md §11): records per topic in order, `caught-up`, ids as the full
 //! cursor map, include flags and node filter, resume, tombstones, heartbeats, deletes.
 
 use super::{collect_until, cursor_of, expect_eof, open, watch, watch_open, T};

@@ -1,4 +1,4 @@
-//! Watch — multiplexed SSE (contract §9): sessions, stream frames, resume, fan-out, shutdown.
+//! Watch — multiplexed SSE (API.md §11): sessions, stream frames, resume, fan-out, shutdown.
 //! Streams are read with the harness's SSE parser (`harness::sse`).
 
 mod api;

@@ -1,4 +1,4 @@
-//! Read-your-writes on router dests (contract §8.3): every pass of a watch stream over a dest
+//! Read-your-writes on router dests (API.md §12): every pass of a watch stream over a dest
 //! first drives the routers feeding it to their source heads.
 
 use super::{watch_open, T};
