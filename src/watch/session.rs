@@ -208,6 +208,11 @@ impl Sessions {
         })
     }
 
+    /// Open event streams: watch streams plus `/work` streams (they share the slots).
+    pub fn streams(&self) -> u64 {
+        self.streams.load(Ordering::Relaxed)
+    }
+
     pub fn len(&self) -> usize {
         self.map().len()
     }

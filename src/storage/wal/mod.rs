@@ -76,6 +76,34 @@ pub struct WalStats {
     pub queue_depth: AtomicU64,
     pub queue_depth_peak: AtomicU64,
     pub fsync_micros_total: AtomicU64,
+    /// fdatasync latencies, one (non-cumulative) count per bucket of
+    /// [`FSYNC_BUCKETS_US`], the last one for slower syncs (`+Inf`).
+    pub fsync_buckets: [AtomicU64; FSYNC_BUCKETS_US.len() + 1],
+}
+
+/// Upper bounds (µs, inclusive) of the fsync latency histogram buckets.
+pub const FSYNC_BUCKETS_US: [u64; 9] = [50, 100, 250, 500, 1000, 5000, 10_000, 50_000, 100_000];
+
+impl WalStats {
+    /// One completed WAL fdatasync that took `micros`: relaxed atomics only (the writer thread
+    /// calls this right after the sync).
+    pub fn record_fsync(&self, micros: u64) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_micros_total.fetch_add(micros, Ordering::Relaxed);
+        let bucket = FSYNC_BUCKETS_US.partition_point(|&le| le < micros);
+        self.fsync_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cumulative bucket counts (Prometheus `le` order, ending with `+Inf`).
+    pub fn fsync_cumulative(&self) -> [u64; FSYNC_BUCKETS_US.len() + 1] {
+        let mut out = [0; FSYNC_BUCKETS_US.len() + 1];
+        let mut sum = 0;
+        for (o, b) in out.iter_mut().zip(&self.fsync_buckets) {
+            sum += b.load(Ordering::Relaxed);
+            *o = sum;
+        }
+        out
+    }
 }
 
 struct FrameMsg {

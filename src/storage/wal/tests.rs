@@ -121,3 +121,35 @@ fn a_closed_file_ends_at_its_closing_mark_even_after_a_short_write() {
     assert_eq!(replayed_ceilings(&dir), vec![1]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Bucket bounds are inclusive (`le`), slower syncs land in `+Inf`, and the cumulative view
+/// ends with the count.
+#[test]
+fn fsync_histogram_buckets_are_inclusive_and_cumulative() {
+    let stats = WalStats::default();
+    for us in [0, 50, 51, 100_000, 100_001] {
+        stats.record_fsync(us);
+    }
+    assert_eq!(stats.fsyncs.load(Ordering::Relaxed), 5);
+    assert_eq!(stats.fsync_micros_total.load(Ordering::Relaxed), 200_102);
+    assert_eq!(stats.fsync_cumulative(), [2, 3, 3, 3, 3, 3, 3, 3, 4, 5]);
+}
+
+/// Every sync of a `Wait` frame is timed into the histogram.
+#[test]
+fn a_waited_frame_is_counted_in_the_fsync_histogram() {
+    let dir = std::env::temp_dir().join(format!("topics-wal-hist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let wal = start(&dir, Arc::new(RealFs));
+    let rx = wal.submit(0, reserve(1), Commit::Wait).unwrap().unwrap();
+    rx.blocking_recv().unwrap().unwrap();
+    let stats = wal.stats();
+    assert!(stats.fsyncs.load(Ordering::Relaxed) >= 1);
+    assert_eq!(
+        stats.fsync_cumulative()[FSYNC_BUCKETS_US.len()],
+        stats.fsyncs.load(Ordering::Relaxed)
+    );
+    assert!(stats.frames.load(Ordering::Relaxed) >= 1);
+    wal.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -398,10 +398,7 @@ impl Writer {
             return Err(self.fail(&format!("WAL fdatasync failed: {e}")));
         }
         self.dirty_since = None;
-        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .fsync_micros_total
-            .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.stats.record_fsync(t0.elapsed().as_micros() as u64);
         self.write_mark(false);
         Ok(())
     }
