@@ -9,6 +9,7 @@ pub mod caps;
 mod delete;
 mod diff;
 pub mod fast;
+mod metrics;
 mod probes;
 mod queue;
 mod render;
@@ -192,6 +193,7 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
         .route("/healthz", get(probes::health))
         .route("/v0/ready", get(probes::ready))
         .route("/readyz", get(probes::ready))
+        .route("/v0/metrics", get(metrics::metrics))
         .merge(data)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
