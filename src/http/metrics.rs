@@ -504,4 +504,53 @@ mod tests {
         }
         assert_eq!(typed, helped);
     }
+
+    /// During replay the endpoint answers 200 with readiness 0, the known progress, and zeros
+    /// for everything the registry and the WAL would report.
+    #[tokio::test]
+    async fn answers_during_replay_with_progress_and_zeros() {
+        use crate::config::Config;
+        use crate::storage::health::StorageHealth;
+        use crate::storage::recovery::ReplayProgress;
+        use axum::body::Body;
+        use axum::extract::Request;
+        use http_body_util::BodyExt;
+        use std::sync::Arc;
+        use tower::ServiceExt;
+
+        let progress = Arc::new(ReplayProgress::default());
+        progress.total_bytes.store(4, Ordering::Relaxed);
+        progress.done_bytes.store(1, Ordering::Relaxed);
+        let state = AppState::new(Arc::new(Config::default()), progress, StorageHealth::new());
+        let app = super::super::router(state, None);
+        let get = |accept: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = Request::builder()
+                    .uri("/v0/metrics")
+                    .header("accept", accept)
+                    .body(Body::empty())
+                    .unwrap();
+                let resp = app.oneshot(req).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+        };
+        let text = get("*/*").await;
+        for line in [
+            "topics_ready 0\n",
+            "topics_recovery_progress 0.25\n",
+            "topics_topics 0\n",
+            "topics_wal_frames_total 0\n",
+            "topics_wal_fsync_latency_us_count 0\n",
+            "topics_topics_by_class{class=\"fsync\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&get("application/json").await).unwrap();
+        assert_eq!(v["ready"], false);
+        assert_eq!(v["replay_progress"], 0.25);
+        assert_eq!(v["wal"]["frames"], 0);
+    }
 }

@@ -20,6 +20,7 @@ mod faults;
 mod hostile;
 mod idempotency;
 mod lifecycle;
+mod metrics;
 mod overload;
 mod probes;
 mod proxy;
