@@ -7,9 +7,11 @@
 //! time from counters the server keeps anyway, and a client library would add a registry of
 //! its own to keep in step with them for no gain.
 //!
-//! Cost: one state message per topic actor (and one counters message per queue actor), all
-//! in flight at once, so a scrape takes about as long as the slowest actor takes to answer,
-//! not the sum. Per-topic series cover the first `metrics.max_topic_series` topics in name
+//! Cost: one state message per topic actor (and one counters message per queue actor), up to
+//! [`IN_FLIGHT`] of them in flight at once, so a scrape does not wait for one actor after
+//! another (unbounded, 10000 topics cost twice the CPU: see docs/BENCHMARKS.md). A queue
+//! whose actor has not started yet (queues start on first use after a restart) is started by
+//! the first scrape. Per-topic series cover the first `metrics.max_topic_series` topics in name
 //! order (default 1000); `topics_topic_metrics_truncated` is `1` when topics were left out
 //! and `0` otherwise (always present). Aggregates count every topic.
 
@@ -19,7 +21,7 @@ use crate::storage::wal::{WalStats, FSYNC_BUCKETS_US};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -95,6 +97,9 @@ pub struct Snapshot {
     pub wal: WalSnapshot,
 }
 
+/// Actor requests one scrape keeps in flight at once.
+const IN_FLIGHT: usize = 256;
+
 const CLASSES: [&str; 4] = ["ephemeral", "memory", "disk", "fsync"];
 
 fn class_index(d: Durability) -> usize {
@@ -152,21 +157,28 @@ pub async fn collect(state: &AppState) -> Snapshot {
     // Every topic: key prefix allowlists are not applied here (auth wires the scope).
     let (handles, _) = registry.list("", None, usize::MAX, |_| true);
     // Every actor answers at once; a topic deleted meanwhile is left out.
-    let states = join_all(handles.iter().map(|h| h.state(false))).await;
+    let states: Vec<_> = stream::iter(handles)
+        .map(|h| async move { h.state(false).await })
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
     let states: Vec<_> = states.into_iter().flatten().collect();
     let limit = state.config().metrics.max_topic_series;
-    let queue_names: Vec<&str> = states
+    let queue_names: Vec<std::sync::Arc<str>> = states
         .iter()
         .filter(|s| s.config.kind == TopicType::Queue)
-        .map(|s| s.name.as_ref())
+        .map(|s| s.name.clone())
         .collect();
     let counters = match inner.queues.get() {
         Some(queues) => {
-            join_all(queue_names.iter().map(|name| async move {
-                let q = queues.get(name).await.ok()?;
-                q.counters().await.ok().map(|c| (c.ready, c.in_flight))
-            }))
-            .await
+            stream::iter(queue_names)
+                .map(|name| async move {
+                    let q = queues.get(&name).await.ok()?;
+                    q.counters().await.ok().map(|c| (c.ready, c.in_flight))
+                })
+                .buffered(IN_FLIGHT)
+                .collect()
+                .await
         }
         None => vec![None; queue_names.len()],
     };
