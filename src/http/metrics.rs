@@ -1,4 +1,4 @@
-//! `GET /v0/metrics` (contract §11.3): Prometheus text exposition, or one JSON object when
+//! `GET /v0/metrics` (API.md §8): Prometheus text exposition, or one JSON object when
 //! `Accept` contains `application/json`. Always `200`, during WAL replay too: what recovery
 //! knows (readiness, progress, uptime, open streams) is reported, everything that needs the
 //! registry or the WAL is `0` until then.

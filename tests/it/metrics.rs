@@ -1,4 +1,4 @@
-//! `GET /v0/metrics` (contract §11.3): Prometheus text by default, JSON on request; aggregate
+//! `GET /v0/metrics` (API.md §8): Prometheus text by default, JSON on request; aggregate
 //! and WAL families always present, per-topic series for existing topics.
 
 use crate::harness::sse::SseStream;
