@@ -31,6 +31,30 @@ fn start(extra_config: &str) -> Authed {
     Authed { s, _tmp: tmp }
 }
 
+/// One record in topic `t`, written with the all-scopes key.
+fn seed(s: &Server) {
+    ok(call(
+        s,
+        Some("all-key"),
+        "POST",
+        "/v0/topics/t",
+        Some(json!({"records":[{"data":1}]})),
+    ));
+}
+
+/// `call` and check the status.
+fn expect(
+    s: &Server,
+    key: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) {
+    let r = call(s, key, method, path, body);
+    assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+}
+
 /// A 2xx answer (a write that creates its topic answers 201).
 fn ok(r: crate::harness::http::Response) -> Value {
     assert!((200..300).contains(&r.status), "{} {}", r.status, r.text());
@@ -76,10 +100,7 @@ fn requests_without_a_valid_bearer_key_get_401_and_probes_stay_open() {
     assert_error(&basic, 401, "unauthorized");
     // Unknown routes too: 401 comes before 404.
     assert_error(&call(s, None, "GET", "/v0/nope", None), 401, "unauthorized");
-    assert_eq!(
-        call(s, Some("all-key"), "GET", "/v0/nope", None).status,
-        404
-    );
+    expect(s, Some("all-key"), "GET", "/v0/nope", None, 404);
     // The write shortcut is behind the same check.
     let w = call(
         s,
@@ -165,19 +186,20 @@ fn each_route_needs_its_scope_and_403_comes_before_the_handler() {
         403,
         "forbidden",
     );
-    assert_eq!(
-        call(s, Some("adm-key"), "PUT", "/v0/topics/x", Some(json!({}))).status,
-        201
+    expect(
+        s,
+        Some("adm-key"),
+        "PUT",
+        "/v0/topics/x",
+        Some(json!({})),
+        201,
     );
     assert_error(
         &call(s, Some("rw-key"), "DELETE", "/v0/topics/x", None),
         403,
         "forbidden",
     );
-    assert_eq!(
-        call(s, Some("del-key"), "DELETE", "/v0/topics/x", None).status,
-        200
-    );
+    expect(s, Some("del-key"), "DELETE", "/v0/topics/x", None, 200);
     // Queues: claim needs read and write, ack write.
     call(
         s,
@@ -199,9 +221,13 @@ fn each_route_needs_its_scope_and_403_comes_before_the_handler() {
         403,
         "forbidden",
     );
-    assert_eq!(
-        call(s, Some("rw-key"), "POST", "/v0/topics/q/claim", Some(claim)).status,
-        200
+    expect(
+        s,
+        Some("rw-key"),
+        "POST",
+        "/v0/topics/q/claim",
+        Some(claim),
+        200,
     );
     // Routers: PUT needs admin.
     let r = json!({"source":"a","dest":"b"});
@@ -210,10 +236,7 @@ fn each_route_needs_its_scope_and_403_comes_before_the_handler() {
         403,
         "forbidden",
     );
-    assert_eq!(
-        call(s, Some("adm-key"), "PUT", "/v0/routers/r", Some(r)).status,
-        201
-    );
+    expect(s, Some("adm-key"), "PUT", "/v0/routers/r", Some(r), 201);
 }
 
 #[test]
@@ -245,10 +268,7 @@ fn a_write_that_would_create_a_topic_with_a_config_needs_admin() {
         Some(body.clone()),
     ));
     // Once the topic exists, the same write needs only write.
-    assert_eq!(
-        call(s, Some("w-key"), "POST", "/v0/topics/new", Some(body)).status,
-        200
-    );
+    expect(s, Some("w-key"), "POST", "/v0/topics/new", Some(body), 200);
 }
 
 #[test]
@@ -342,13 +362,7 @@ fn prefix_allowlists_apply_to_paths_bodies_and_listings() {
 fn a_watch_stream_opens_only_with_its_creating_key_header_or_token() {
     let a = start("");
     let s = &a.s;
-    ok(call(
-        s,
-        Some("all-key"),
-        "POST",
-        "/v0/topics/t",
-        Some(json!({"records":[{"data":1}]})),
-    ));
+    seed(s);
     let wid = call(
         s,
         Some("ro-key"),
@@ -421,13 +435,7 @@ fn startup_refuses_unknown_scopes_and_unauthenticated_public_binds() {
 fn per_key_request_and_stream_caps_answer_429() {
     let a = start("[limits]\nmax_inflight_per_key = 1\nmax_sse_connections_per_key = 1\n");
     let s = &a.s;
-    ok(call(
-        s,
-        Some("all-key"),
-        "POST",
-        "/v0/topics/t",
-        Some(json!({"records":[{"data":1}]})),
-    ));
+    seed(s);
     std::thread::scope(|sc| {
         // One long-poll holds all-key's only request slot for a while.
         let held = sc.spawn(|| {
@@ -470,10 +478,7 @@ fn per_key_request_and_stream_caps_answer_429() {
     let first = SseStream::open(s.addr, &path, &[]);
     assert_eq!(first.status, 200);
     assert_eq!(SseStream::open(s.addr, &path, &[]).status, 429);
-    assert_eq!(
-        call(s, Some("ro-key"), "GET", "/v0/topics", None).status,
-        200
-    );
+    expect(s, Some("ro-key"), "GET", "/v0/topics", None, 200);
     drop(first);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
