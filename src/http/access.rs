@@ -42,6 +42,7 @@ fn boot_tag() -> u32 {
 /// What the log line needs from the request, taken before the request moves on.
 pub struct Entry {
     pub id: String,
+    route: usize,
     method: Method,
     path: String,
     key: Option<String>,
@@ -52,6 +53,7 @@ impl Entry {
     pub fn new(id: String, method: &Method, uri: &Uri, key: Option<&[u8; 32]>) -> Entry {
         Entry {
             id,
+            route: route_of(method, uri.path()),
             method: method.clone(),
             path: redacted(uri),
             key: key.map(|d| d[..4].iter().map(|b| format!("{b:02x}")).collect()),
@@ -59,8 +61,10 @@ impl Entry {
         }
     }
 
-    /// Stamp the response with the id and, when on, log the line.
-    pub fn finish(self, mut resp: Response, log: bool) -> Response {
+    /// Stamp the response with the id, count it in `stats` and, when on, log the line.
+    pub fn finish(self, mut resp: Response, log: bool, stats: &RequestStats) -> Response {
+        let us = self.started.elapsed().as_micros() as u64;
+        stats.record(self.route, resp.status().as_u16(), us);
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             resp.headers_mut().insert("x-request-id", v);
         }
@@ -93,6 +97,109 @@ fn redacted(uri: &Uri) -> String {
         })
         .collect();
     format!("{}?{}", uri.path(), parts.join("&"))
+}
+
+/// Routes grouped for the request metrics (bounded label values).
+pub const ROUTES: [&str; 11] = [
+    "write", "diff", "delete", "topics", "queue", "work", "watch", "routers", "probes", "metrics",
+    "other",
+];
+
+/// Request latency histogram bounds, microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 10] = [
+    100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000, 1000000,
+];
+
+/// Status codes counted one by one; anything else counts as "other".
+pub const STATUSES: [u16; 14] = [
+    200, 201, 400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 429, 503,
+];
+
+/// Requests by route and status, and latency by route, as relaxed atomic counters.
+pub struct RequestStats {
+    /// [route][status index; last = other]
+    counts: Vec<[AtomicU64; STATUSES.len() + 1]>,
+    /// [route][bucket; last = +Inf], and the sum of microseconds per route.
+    buckets: Vec<[AtomicU64; LATENCY_BUCKETS_US.len() + 1]>,
+    sums_us: Vec<AtomicU64>,
+}
+
+impl Default for RequestStats {
+    fn default() -> Self {
+        RequestStats {
+            counts: ROUTES.iter().map(|_| Default::default()).collect(),
+            buckets: ROUTES.iter().map(|_| Default::default()).collect(),
+            sums_us: ROUTES.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl RequestStats {
+    pub fn record(&self, route: usize, status: u16, us: u64) {
+        let s = STATUSES
+            .iter()
+            .position(|&c| c == status)
+            .unwrap_or(STATUSES.len());
+        self.counts[route][s].fetch_add(1, Ordering::Relaxed);
+        let b = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&le| us <= le)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[route][b].fetch_add(1, Ordering::Relaxed);
+        self.sums_us[route].fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// (route, status label, count) for every non-zero cell.
+    pub fn counts(&self) -> Vec<(&'static str, String, u64)> {
+        let mut out = Vec::new();
+        for (r, row) in self.counts.iter().enumerate() {
+            for (i, c) in row.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let label = STATUSES
+                        .get(i)
+                        .map_or("other".to_string(), |s| s.to_string());
+                    out.push((ROUTES[r], label, n));
+                }
+            }
+        }
+        out
+    }
+
+    /// Per route: cumulative bucket counts (the last is +Inf = count) and the sum in µs.
+    pub fn latency(&self, route: usize) -> (Vec<u64>, u64) {
+        let mut acc = 0;
+        let cum = self.buckets[route]
+            .iter()
+            .map(|b| {
+                acc += b.load(Ordering::Relaxed);
+                acc
+            })
+            .collect();
+        (cum, self.sums_us[route].load(Ordering::Relaxed))
+    }
+}
+
+/// The route group of a request path (percent-encoding does not matter for the groups).
+pub fn route_of(method: &Method, path: &str) -> usize {
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let name = match (method.as_str(), seg.as_slice()) {
+        (_, ["v0", "health"] | ["healthz"] | ["v0", "ready"] | ["readyz"]) => "probes",
+        (_, ["v0", "metrics"]) => "metrics",
+        ("POST", ["v0", "topics", _]) => "write",
+        (_, ["v0", "topics", _, "diff"]) => "diff",
+        (_, ["v0", "topics", _, "delete"]) => "delete",
+        (_, ["v0", "topics", _, "claim" | "ack" | "nack" | "extend"]) => "queue",
+        (_, ["v0", "topics", _, "work"]) => "work",
+        (_, ["v0", "topics"] | ["v0", "topics", _]) => "topics",
+        (_, ["v0", "watch", ..]) => "watch",
+        (_, ["v0", "routers", ..]) => "routers",
+        _ => "other",
+    };
+    ROUTES
+        .iter()
+        .position(|r| *r == name)
+        .unwrap_or(ROUTES.len() - 1)
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> BoxFuture {
         let id = super::access::request_id(req.headers());
         let log = self.state.config().server.access_log;
+        let stats = self.state.inner.request_stats.clone();
         let caller = super::auth::check(&self.state, req.method(), req.uri(), req.headers());
         let key = caller
             .as_ref()
@@ -69,7 +70,7 @@ where
                 slot
             }
             Err(e) => {
-                let resp = entry.finish(e.into_response(), log);
+                let resp = entry.finish(e.into_response(), log, &stats);
                 return Box::pin(async move { Ok(resp) });
             }
         };
@@ -87,7 +88,7 @@ where
                         .await
                         .unwrap_or_else(IntoResponse::into_response);
                     drop(slot);
-                    Ok(entry.finish(resp, log))
+                    Ok(entry.finish(resp, log, &stats))
                 }
                 .instrument(span),
             );
@@ -98,7 +99,7 @@ where
             async move {
                 let resp = routed.await?;
                 drop(slot);
-                Ok(entry.finish(resp, log))
+                Ok(entry.finish(resp, log, &stats))
             }
             .instrument(span),
         )

@@ -95,6 +95,12 @@ pub struct Snapshot {
     pub per_topic: Vec<TopicRow>,
     pub truncated: bool,
     pub wal: WalSnapshot,
+    /// Beyond the contract (text format only): requests by route and status.
+    pub http_counts: Vec<(&'static str, String, u64)>,
+    /// Per route: cumulative latency buckets (last = count) and the sum in µs.
+    pub http_latency: Vec<(&'static str, Vec<u64>, u64)>,
+    /// Per router: source head − cursor (records not yet consumed).
+    pub router_lag: Vec<(String, u64)>,
 }
 
 /// Actor requests one scrape keeps in flight at once.
@@ -146,6 +152,15 @@ pub async fn collect(state: &AppState) -> Snapshot {
     };
     let read_only = inner.health.is_poisoned() || inner.health.is_full();
     snap.wal.read_only = read_only;
+    let stats = &inner.request_stats;
+    snap.http_counts = stats.counts();
+    snap.http_latency = (0..super::access::ROUTES.len())
+        .map(|r| {
+            let (cum, sum) = stats.latency(r);
+            (super::access::ROUTES[r], cum, sum)
+        })
+        .filter(|(_, cum, _)| cum.last().is_some_and(|&n| n > 0))
+        .collect();
     let Some(registry) = inner.registry.get() else {
         return snap;
     };
@@ -154,6 +169,19 @@ pub async fn collect(state: &AppState) -> Snapshot {
         ..WalSnapshot::of(registry.wal().stats())
     };
     snap.routers = inner.routers.get().map_or(0, |r| r.len() as u64);
+    if let Some(routers) = inner.routers.get() {
+        let all = routers.all();
+        snap.router_lag = stream::iter(all)
+            .map(|r| async move {
+                let src = registry.get(&r.def().source)?;
+                let head = src.state(false).await.ok()?.head_seq;
+                Some((r.name.to_string(), head.saturating_sub(r.cursor())))
+            })
+            .buffered(IN_FLIGHT)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+    }
     // Every topic: key prefix allowlists are not applied here (auth wires the scope).
     let (handles, _) = registry.list("", None, usize::MAX, |_| true);
     // Every actor answers at once; a topic deleted meanwhile is left out.
@@ -466,7 +494,53 @@ pub fn render_text(s: &Snapshot) -> String {
     t.sample(&bucket, &[("le", "+Inf")], count);
     t.sample(&format!("{h}_sum"), &[], w.fsync_micros_total);
     t.sample(&format!("{h}_count"), &[], count);
+    render_beyond_contract(&mut t, s);
     t.out
+}
+
+/// Operator series beyond the contract's list: requests by route and status, request latency
+/// by route, router lag. Families appear once they have a sample.
+fn render_beyond_contract(t: &mut Text, s: &Snapshot) {
+    if !s.http_counts.is_empty() {
+        let name = "topics_http_requests_total";
+        t.family(
+            name,
+            "counter",
+            "HTTP requests by route group and status code.",
+        );
+        for (route, status, n) in &s.http_counts {
+            t.sample(name, &[("route", route), ("status", status)], n);
+        }
+    }
+    if !s.http_latency.is_empty() {
+        let h = "topics_http_request_duration_us";
+        t.family(
+            h,
+            "histogram",
+            "Time to the response head in microseconds, by route group.",
+        );
+        let bucket = format!("{h}_bucket");
+        for (route, cum, sum) in &s.http_latency {
+            for (le, n) in super::access::LATENCY_BUCKETS_US.iter().zip(cum) {
+                t.sample(&bucket, &[("route", route), ("le", &le.to_string())], n);
+            }
+            let count = cum.last().copied().unwrap_or(0);
+            t.sample(&bucket, &[("route", route), ("le", "+Inf")], count);
+            t.sample(&format!("{h}_sum"), &[("route", route)], sum);
+            t.sample(&format!("{h}_count"), &[("route", route)], count);
+        }
+    }
+    if !s.router_lag.is_empty() {
+        let name = "topics_router_lag";
+        t.family(
+            name,
+            "gauge",
+            "Source records a router has not consumed yet (head - cursor).",
+        );
+        for (router, lag) in &s.router_lag {
+            t.sample(name, &[("router", router)], lag);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! rendering. Handlers extract, call a topic handle or the registry, and render; they never
 //! touch storage.
 
-mod access;
+pub mod access;
 pub mod auth;
 mod body;
 pub mod caps;
@@ -59,6 +59,8 @@ pub struct Shared {
     pub keys: Vec<crate::model::auth::ApiKey>,
     /// Per-key request and stream counts.
     pub key_caps: caps::KeyCaps,
+    /// Requests by route and status, latency by route (for `/v0/metrics`).
+    pub request_stats: Arc<access::RequestStats>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
                 shutdown: tokio::sync::watch::channel(false).0,
                 keys: crate::model::auth::parse_keys(&config.auth.api_keys).unwrap_or_default(),
                 key_caps: caps::KeyCaps::default(),
+                request_stats: Arc::default(),
                 watch: Arc::new(crate::watch::Sessions::new(
                     std::time::Duration::from_millis(config.watch.session_ttl_ms),
                     config.limits.max_watch_sessions,

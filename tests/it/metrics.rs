@@ -427,3 +427,25 @@ fn routers_are_counted() {
     assert_eq!(scrape(&s).value("topics_routers"), 1.0);
     assert_eq!(scrape_json(&s)["routers"], 1);
 }
+
+/// Beyond the contract: requests by route and status, latency by route, router lag.
+#[test]
+fn requests_latency_and_router_lag_are_exported() {
+    let s = Server::start();
+    s.write("t", json!([{"data": 1}]));
+    assert_eq!(s.get("/v0/topics/nope").status, 404);
+    let m = scrape(&s);
+    assert!(m.value("topics_http_requests_total{route=\"write\",status=\"201\"}") >= 1.0);
+    assert!(m.value("topics_http_requests_total{route=\"topics\",status=\"404\"}") >= 1.0);
+    assert!(m.value("topics_http_request_duration_us_count{route=\"write\"}") >= 1.0);
+    assert_eq!(
+        m.types
+            .get("topics_http_request_duration_us")
+            .map(String::as_str),
+        Some("histogram")
+    );
+    s.put("/v0/routers/r", &json!({"source": "src", "dest": "dst"}))
+        .expect(201);
+    let m = scrape(&s);
+    assert_eq!(m.value("topics_router_lag{router=\"r\"}"), 0.0);
+}
