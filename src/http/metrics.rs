@@ -101,6 +101,8 @@ pub struct Snapshot {
     pub http_latency: Vec<(&'static str, Vec<u64>, u64)>,
     /// Per router: source head − cursor (records not yet consumed).
     pub router_lag: Vec<(String, u64)>,
+    /// Bytes on disk under the data directory: WAL, segments, snapshots.
+    pub disk_bytes: [u64; 3],
 }
 
 /// Actor requests one scrape keeps in flight at once.
@@ -169,6 +171,10 @@ pub async fn collect(state: &AppState) -> Snapshot {
         ..WalSnapshot::of(registry.wal().stats())
     };
     snap.routers = inner.routers.get().map_or(0, |r| r.len() as u64);
+    let data_dir = state.config().server.data_dir.clone();
+    snap.disk_bytes = tokio::task::spawn_blocking(move || disk_bytes(&data_dir))
+        .await
+        .unwrap_or_default();
     if let Some(routers) = inner.routers.get() {
         let all = routers.all();
         snap.router_lag = stream::iter(all)
@@ -498,6 +504,27 @@ pub fn render_text(s: &Snapshot) -> String {
     t.out
 }
 
+/// Sizes of the files in the WAL, segment and snapshot directories (one level, no walk of
+/// anything else: the data directory holds only these).
+fn disk_bytes(data_dir: &std::path::Path) -> [u64; 3] {
+    let sum = |dir: std::path::PathBuf| -> u64 {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    [
+        sum(crate::storage::wal_dir(data_dir)),
+        sum(crate::storage::segment::dir(data_dir)),
+        sum(crate::storage::snapshot::dir(data_dir)),
+    ]
+}
+
 /// Operator series beyond the contract's list: requests by route and status, request latency
 /// by route, router lag. Families appear once they have a sample.
 fn render_beyond_contract(t: &mut Text, s: &Snapshot) {
@@ -529,6 +556,15 @@ fn render_beyond_contract(t: &mut Text, s: &Snapshot) {
             t.sample(&format!("{h}_sum"), &[("route", route)], sum);
             t.sample(&format!("{h}_count"), &[("route", route)], count);
         }
+    }
+    let name = "topics_disk_bytes";
+    t.family(
+        name,
+        "gauge",
+        "Bytes of the files under the data directory, by kind.",
+    );
+    for (kind, n) in ["wal", "segments", "snapshots"].iter().zip(s.disk_bytes) {
+        t.sample(name, &[("kind", kind)], n);
     }
     if !s.router_lag.is_empty() {
         let name = "topics_router_lag";

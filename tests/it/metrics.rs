@@ -444,6 +444,7 @@ fn requests_latency_and_router_lag_are_exported() {
             .map(String::as_str),
         Some("histogram")
     );
+    assert!(m.value("topics_disk_bytes{kind=\"wal\"}") > 0.0);
     s.put("/v0/routers/r", &json!({"source": "src", "dest": "dst"}))
         .expect(201);
     let m = scrape(&s);
