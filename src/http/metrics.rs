@@ -35,7 +35,8 @@ pub struct TopicRow {
     pub records_live: u64,
     pub bytes_live: u64,
     /// `(ready, in_flight)` for queue topics.
-    pub queue: Option<(u64, u64)>,
+    /// Queue topics: (ready, in flight, oldest lease age in ms).
+    pub queue: Option<(u64, u64, u64)>,
 }
 
 /// The WAL's counters at scrape time.
@@ -208,7 +209,10 @@ pub async fn collect(state: &AppState) -> Snapshot {
             stream::iter(queue_names)
                 .map(|name| async move {
                     let q = queues.get(&name).await.ok()?;
-                    q.counters().await.ok().map(|c| (c.ready, c.in_flight))
+                    q.counters()
+                        .await
+                        .ok()
+                        .map(|c| (c.ready, c.in_flight, c.oldest_lease_ms))
                 })
                 .buffered(IN_FLIGHT)
                 .collect()
@@ -225,7 +229,7 @@ pub async fn collect(state: &AppState) -> Snapshot {
         let queue = match s.config.kind {
             TopicType::Queue => {
                 snap.queue_topics += 1;
-                let c = counters.next().flatten().unwrap_or((0, 0));
+                let c = counters.next().flatten().unwrap_or((0, 0, 0));
                 snap.queue_leases_in_flight += c.1;
                 Some(c)
             }
@@ -423,7 +427,7 @@ pub fn render_text(s: &Snapshot) -> String {
         "Live payload bytes of each topic.",
         &col(|r| r.bytes_live),
     );
-    let queues = |f: fn((u64, u64)) -> u64| -> Vec<(&str, u64)> {
+    let queues = |f: fn((u64, u64, u64)) -> u64| -> Vec<(&str, u64)> {
         rows.iter()
             .filter_map(|r| r.queue.map(|q| (r.name.as_str(), f(q))))
             .collect()
@@ -437,6 +441,11 @@ pub fn render_text(s: &Snapshot) -> String {
         "topics_topic_queue_in_flight",
         "Unsettled leases of each queue topic.",
         &queues(|q| q.1),
+    );
+    t.per_topic(
+        "topics_topic_queue_oldest_lease_ms",
+        "Age of the oldest unsettled lease of each queue topic (ms; 0 when none).",
+        &queues(|q| q.2),
     );
     t.gauge(
         "topics_topic_metrics_truncated",
@@ -596,7 +605,7 @@ mod tests {
             per_topic: vec![TopicRow {
                 name: "we\"ird\\na\nme".into(),
                 head_seq: 3,
-                queue: Some((1, 2)),
+                queue: Some((1, 2, 3)),
                 ..TopicRow::default()
             }],
             ..Snapshot::default()

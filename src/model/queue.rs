@@ -87,6 +87,8 @@ pub struct LeaseBook {
     /// The topic's head as last seen: the gate of a backoff that ends now.
     head_hint: u64,
     reasons: HashMap<u64, String>,
+    /// When each current lease was granted (not logged: after a restart, unknown).
+    granted_at: HashMap<u64, i64>,
     /// Every seq at or below it was offered to a claim once (fresh work lies above).
     cursor: u64,
     last_lease: u64,
@@ -262,6 +264,22 @@ impl LeaseBook {
         &self.leases[&seq]
     }
 
+    /// Remember when the lease on `seq` was granted (for the oldest-lease metric).
+    pub fn note_granted(&mut self, seq: u64, now: i64) {
+        self.granted_at.insert(seq, now);
+    }
+
+    /// Age of the oldest unexpired lease granted since the start, in ms (0 when none).
+    pub fn oldest_lease_ms(&self, now: i64) -> u64 {
+        self.leases
+            .iter()
+            .filter(|(_, l)| now <= l.deadline)
+            .filter_map(|(s, _)| self.granted_at.get(s))
+            .map(|&at| now.saturating_sub(at).max(0) as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Does `node` hold an unexpired lease on `seq` (with lease number `fence`, if given)?
     pub fn holds(&self, seq: u64, node: &str, fence: Option<u64>, now: i64) -> bool {
         self.leases.get(&seq).is_some_and(|l| {
@@ -286,6 +304,7 @@ impl LeaseBook {
         }
         self.backing_off.remove(&seq);
         self.reasons.remove(&seq);
+        self.granted_at.remove(&seq);
     }
 
     /// Drop the lease; claimable at once (`ready_at <= now`) or from `ready_at` on.

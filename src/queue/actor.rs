@@ -139,6 +139,7 @@ impl QueueActor {
                 .saturating_sub(in_flight + self.book.delayed_count()),
             in_flight,
             dead_lettered: self.book.dead_lettered,
+            oldest_lease_ms: self.book.oldest_lease_ms(now),
         }
     }
 

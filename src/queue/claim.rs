@@ -161,6 +161,7 @@ impl QueueActor {
                 let deadline = now + lease_ms as i64;
                 let lease = self.book.grant(rec.seq, m.node.clone(), deadline, m.conn);
                 let lease_no = lease.lease_no;
+                self.book.note_granted(rec.seq, now);
                 granted.push(rec.seq);
                 got[turn].push(Claimed {
                     record: rec,

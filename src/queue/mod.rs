@@ -130,6 +130,8 @@ pub struct Counters {
     pub ready: u64,
     pub in_flight: u64,
     pub dead_lettered: u64,
+    /// Age of the oldest unexpired lease (ms; metrics only, not in topic state).
+    pub oldest_lease_ms: u64,
 }
 
 /// A queue as a checkpoint stores it.

@@ -199,3 +199,21 @@ fn the_last_nack_reason_is_kept_restored_and_forgotten() {
     book.forget(1);
     assert_eq!(book.reason(1), None);
 }
+
+#[test]
+fn the_oldest_unexpired_lease_age_is_reported() {
+    let mut b = LeaseBook::default();
+    assert_eq!(b.oldest_lease_ms(100), 0);
+    leased(&mut b, 1, "a", 1000);
+    b.note_granted(1, 100);
+    leased(&mut b, 2, "a", 400);
+    b.note_granted(2, 50);
+    assert_eq!(b.oldest_lease_ms(300), 250, "seq 2, granted at 50");
+    assert_eq!(
+        b.oldest_lease_ms(500),
+        400,
+        "seq 2 expired: seq 1, granted at 100"
+    );
+    b.forget(1);
+    assert_eq!(b.oldest_lease_ms(500), 0);
+}

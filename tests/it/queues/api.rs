@@ -246,3 +246,18 @@ fn an_expired_lease_is_skipped_for_its_holder_and_claimable_again() {
         (vec![1], json!(2))
     );
 }
+
+/// `/v0/metrics` reports each queue's oldest unsettled lease age (beyond the contract).
+#[test]
+fn metrics_report_the_oldest_lease_age_of_a_queue() {
+    let (s, _tmp) = crate::retention::clocked();
+    queue(&s, "q", json!({"lease_ms": 60000}));
+    jobs(&s, "q", 2);
+    claim(&s, "q", json!({"node":"w"}));
+    crate::retention::advance(&s, 700);
+    let text = s.get("/v0/metrics").text();
+    assert!(
+        text.contains("topics_topic_queue_oldest_lease_ms{topic=\"q\"} 700\n"),
+        "{text}"
+    );
+}
