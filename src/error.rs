@@ -19,7 +19,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub detail: Option<Value>,
+    /// For a `429`: which cap refused (counted in `/v0/metrics`, never on the wire).
+    pub cap: Option<&'static str>,
 }
+
+/// Response extension of a `429`: the cap that refused it.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottledBy(pub &'static str);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -28,6 +34,7 @@ impl ApiError {
             code,
             message: message.into(),
             detail: None,
+            cap: None,
         }
     }
 
@@ -94,8 +101,12 @@ impl ApiError {
         )
     }
 
-    pub fn throttled(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
+    /// `429 throttled` by `cap` (a config key name, or `queue_full` for a full topic
+    /// mailbox or WAL queue).
+    pub fn throttled(cap: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message);
+        e.cap = Some(cap);
+        e
     }
 
     /// The disk is full: nothing was applied; the write may be retried (it resumes by itself
@@ -125,7 +136,9 @@ impl ApiError {
     pub fn from_topic(topic: &str, e: TopicError) -> Self {
         match e {
             TopicError::Gone => Self::topic_not_found(topic),
-            TopicError::Throttled => Self::throttled("topic or WAL queue is full; retry shortly"),
+            TopicError::Throttled => {
+                Self::throttled("queue_full", "topic or WAL queue is full; retry shortly")
+            }
             TopicError::Storage(err) if err.is_no_space() => Self::insufficient_storage(),
             TopicError::Storage(err) => {
                 tracing::error!(topic, error = %err, "storage failure on a request");
@@ -167,9 +180,10 @@ impl ApiError {
                 "record_too_large",
                 format!("this write alone ({size} {what}) exceeds the topic's cap of {cap} {what}"),
             ),
-            TopicError::Quota { max } => Self::throttled(format!(
-                "the server-wide retained byte quota of {max} is reached"
-            ))
+            TopicError::Quota { max } => Self::throttled(
+                "max_total_bytes",
+                format!("the server-wide retained byte quota of {max} is reached"),
+            )
             .with_detail(json!({ "limit": "max_total_bytes", "max": max })),
         }
     }
@@ -185,13 +199,15 @@ impl ApiError {
 
     pub fn from_watch(e: WatchError) -> Self {
         match e {
-            WatchError::SessionLimit { max } => {
-                Self::throttled(format!("watch session limit of {max} reached"))
-                    .with_detail(json!({ "limit": "max_watch_sessions", "max": max }))
-            }
-            WatchError::StreamLimit { max } => {
-                Self::throttled(format!("{max} SSE streams are open; retry shortly"))
-            }
+            WatchError::SessionLimit { max } => Self::throttled(
+                "max_watch_sessions",
+                format!("watch session limit of {max} reached"),
+            )
+            .with_detail(json!({ "limit": "max_watch_sessions", "max": max })),
+            WatchError::StreamLimit { max } => Self::throttled(
+                "max_sse_connections",
+                format!("{max} SSE streams are open; retry shortly"),
+            ),
             WatchError::UnknownSession => Self::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -202,8 +218,10 @@ impl ApiError {
 
     pub fn from_create(topic: &str, e: CreateError) -> Self {
         match e {
-            CreateError::Limit { max } => Self::throttled(format!("topic limit of {max} reached"))
-                .with_detail(json!({ "limit": "max_topics", "max": max })),
+            CreateError::Limit { max } => {
+                Self::throttled("max_topics", format!("topic limit of {max} reached"))
+                    .with_detail(json!({ "limit": "max_topics", "max": max }))
+            }
             CreateError::Topic(e) => Self::from_topic(topic, e),
         }
     }
@@ -259,8 +277,10 @@ impl ApiError {
                 "the router would close a cycle (set allow_cycle to permit it)",
             )
             .with_detail(json!({ "cycle": cycle })),
-            PutError::Limit { max } => Self::throttled(format!("router limit of {max} reached"))
-                .with_detail(json!({ "limit": "max_routers", "max": max })),
+            PutError::Limit { max } => {
+                Self::throttled("max_routers", format!("router limit of {max} reached"))
+                    .with_detail(json!({ "limit": "max_routers", "max": max }))
+            }
             PutError::Create { topic, err } => Self::from_create(&topic, err),
             PutError::Topic(e) => Self::from_topic(router, e),
         }
@@ -312,11 +332,14 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::to_vec(&json!({ "error": inner })).unwrap_or_default();
         let mut resp = (self.status, body).into_response();
-        let h = resp.headers_mut();
-        h.insert(
+        resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(cap) = self.cap {
+            resp.extensions_mut().insert(ThrottledBy(cap));
+        }
+        let h = resp.headers_mut();
         match self.status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

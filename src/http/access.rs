@@ -65,6 +65,9 @@ impl Entry {
     pub fn finish(self, mut resp: Response, log: bool, stats: &RequestStats) -> Response {
         let us = self.started.elapsed().as_micros() as u64;
         stats.record(self.route, resp.status().as_u16(), us);
+        if let Some(t) = resp.extensions().get::<crate::error::ThrottledBy>() {
+            stats.record_throttle(t.0);
+        }
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             resp.headers_mut().insert("x-request-id", v);
         }
@@ -122,6 +125,8 @@ pub struct RequestStats {
     /// [route][bucket; last = +Inf], and the sum of microseconds per route.
     buckets: Vec<[AtomicU64; LATENCY_BUCKETS_US.len() + 1]>,
     sums_us: Vec<AtomicU64>,
+    /// `429`s by the cap that refused them (rare: a lock is fine).
+    throttled: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Default for RequestStats {
@@ -130,6 +135,7 @@ impl Default for RequestStats {
             counts: ROUTES.iter().map(|_| Default::default()).collect(),
             buckets: ROUTES.iter().map(|_| Default::default()).collect(),
             sums_us: ROUTES.iter().map(|_| AtomicU64::new(0)).collect(),
+            throttled: Default::default(),
         }
     }
 }
@@ -147,6 +153,17 @@ impl RequestStats {
             .unwrap_or(LATENCY_BUCKETS_US.len());
         self.buckets[route][b].fetch_add(1, Ordering::Relaxed);
         self.sums_us[route].fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn record_throttle(&self, cap: &'static str) {
+        let mut t = self.throttled.lock().unwrap_or_else(|e| e.into_inner());
+        *t.entry(cap).or_default() += 1;
+    }
+
+    /// `429`s by cap so far.
+    pub fn throttled(&self) -> Vec<(&'static str, u64)> {
+        let t = self.throttled.lock().unwrap_or_else(|e| e.into_inner());
+        t.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     /// (route, status label, count) for every non-zero cell.

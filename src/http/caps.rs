@@ -35,11 +35,12 @@ impl Drop for Slot {
 }
 
 impl Counter {
-    fn take(&self, key: [u8; 32], max: u64) -> Result<Slot, ApiError> {
+    fn take(&self, key: [u8; 32], max: u64, cap: &'static str) -> Result<Slot, ApiError> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(key).or_insert(0);
         if max > 0 && *n >= max {
             return Err(ApiError::throttled(
+                cap,
                 "this API key has too many requests or streams open",
             ));
         }
@@ -54,11 +55,11 @@ impl Counter {
 impl KeyCaps {
     /// A request slot for `key` (`max_inflight_per_key`, 0 = no cap).
     pub fn request(&self, key: [u8; 32], max: u64) -> Result<Slot, ApiError> {
-        self.inflight.take(key, max)
+        self.inflight.take(key, max, "max_inflight_per_key")
     }
 
     /// A stream slot for `key` (`max_sse_connections_per_key`, 0 = no cap).
     pub fn stream(&self, key: [u8; 32], max: u64) -> Result<Slot, ApiError> {
-        self.streams.take(key, max)
+        self.streams.take(key, max, "max_sse_connections_per_key")
     }
 }

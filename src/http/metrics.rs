@@ -102,6 +102,8 @@ pub struct Snapshot {
     pub http_latency: Vec<(&'static str, Vec<u64>, u64)>,
     /// Per router: source head − cursor (records not yet consumed).
     pub router_lag: Vec<(String, u64)>,
+    /// `429`s by the cap that refused them.
+    pub throttled: Vec<(&'static str, u64)>,
     /// Bytes on disk under the data directory: WAL, segments, snapshots.
     pub disk_bytes: [u64; 3],
 }
@@ -157,6 +159,7 @@ pub async fn collect(state: &AppState) -> Snapshot {
     snap.wal.read_only = read_only;
     let stats = &inner.request_stats;
     snap.http_counts = stats.counts();
+    snap.throttled = stats.throttled();
     snap.http_latency = (0..super::access::ROUTES.len())
         .map(|r| {
             let (cum, sum) = stats.latency(r);
@@ -564,6 +567,13 @@ fn render_beyond_contract(t: &mut Text, s: &Snapshot) {
             t.sample(&bucket, &[("route", route), ("le", "+Inf")], count);
             t.sample(&format!("{h}_sum"), &[("route", route)], sum);
             t.sample(&format!("{h}_count"), &[("route", route)], count);
+        }
+    }
+    if !s.throttled.is_empty() {
+        let name = "topics_http_throttled_total";
+        t.family(name, "counter", "429 answers by the cap that refused them.");
+        for (cap, n) in &s.throttled {
+            t.sample(name, &[("limit", cap)], n);
         }
     }
     let name = "topics_disk_bytes";

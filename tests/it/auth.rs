@@ -486,4 +486,10 @@ fn per_key_request_and_stream_caps_answer_429() {
         200,
         "slot freed when the stream ended"
     );
+    // Each refusal is counted by its cap in /v0/metrics.
+    let text = call(s, Some("all-key"), "GET", "/v0/metrics", None).text();
+    for cap in ["max_inflight_per_key", "max_sse_connections_per_key"] {
+        let line = format!("topics_http_throttled_total{{limit=\"{cap}\"}} 1\n");
+        assert!(text.contains(&line), "{line} in {text}");
+    }
 }
