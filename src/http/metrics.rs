@@ -122,8 +122,18 @@ fn class_index(d: Durability) -> usize {
     }
 }
 
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let snap = collect(&state).await;
+pub async fn metrics(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut snap = collect(&state).await;
+    // A key limited to some names sees per-topic and per-router series of those only; the
+    // aggregates stay server-wide.
+    if let Some(axum::Extension(caller)) = caller {
+        snap.per_topic.retain(|r| caller.allows(&r.name));
+        snap.router_lag.retain(|(name, _)| caller.allows(name));
+    }
     let json = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -192,7 +202,7 @@ pub async fn collect(state: &AppState) -> Snapshot {
             .collect()
             .await;
     }
-    // Every topic: key prefix allowlists are not applied here (auth wires the scope).
+    // Every topic: the handler narrows per-topic series to the caller's prefixes.
     let (handles, _) = registry.list("", None, usize::MAX, |_| true);
     // Every actor answers at once; a topic deleted meanwhile is left out.
     let states: Vec<_> = stream::iter(handles)

@@ -493,3 +493,32 @@ fn per_key_request_and_stream_caps_answer_429() {
         assert!(text.contains(&line), "{line} in {text}");
     }
 }
+
+/// A prefix-limited key sees per-topic metric series of its own names only.
+#[test]
+fn metrics_per_topic_series_follow_the_key_prefixes() {
+    let a = start("");
+    let s = &a.s;
+    let rec = json!({"records":[{"data":1}]});
+    ok(call(
+        s,
+        Some("all-key"),
+        "POST",
+        "/v0/topics/tenant1:a",
+        Some(rec.clone()),
+    ));
+    ok(call(
+        s,
+        Some("all-key"),
+        "POST",
+        "/v0/topics/other",
+        Some(rec),
+    ));
+    let all = call(s, Some("all-key"), "GET", "/v0/metrics", None).text();
+    assert!(all.contains("topic=\"other\"") && all.contains("topic=\"tenant1:a\""));
+    let mine = call(s, Some("t1-key"), "GET", "/v0/metrics", None).text();
+    assert!(
+        mine.contains("topic=\"tenant1:a\"") && !mine.contains("topic=\"other\""),
+        "{mine}"
+    );
+}
