@@ -342,8 +342,18 @@ fn a_closed_log_pipe_does_not_kill_the_server() {
         .arg(tmp.path().join("d"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    /// Kills the server if the test fails before its SIGTERM (no process outlives a test).
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if matches!(self.0.try_wait(), Ok(None)) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = Reap(cmd.spawn().unwrap());
+    let mut lines = std::io::BufReader::new(child.0.stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("a listening line").unwrap();
         if let Some(a) = line.split("listening on ").nth(1) {
@@ -369,13 +379,13 @@ fn a_closed_log_pipe_does_not_kill_the_server() {
         );
         assert_eq!(r.status, 201);
     }
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "exit {status}");
 }
 
