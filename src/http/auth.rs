@@ -16,6 +16,15 @@ use std::sync::Arc;
 pub struct Caller(pub Option<Arc<ApiKey>>);
 
 impl Caller {
+    /// The caller `check` left in a request's extensions (none in handler unit tests).
+    pub fn of(parts: &axum::http::request::Parts) -> Caller {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Is `name` inside this caller's prefix allowlist? (Always, without a key.)
     pub fn allows(&self, name: &str) -> bool {
         self.0.as_ref().is_none_or(|k| k.allows(name))
@@ -31,6 +40,18 @@ impl Caller {
 
     pub fn has(&self, scopes: u8) -> bool {
         self.0.as_ref().is_none_or(|k| k.has(scopes))
+    }
+}
+
+/// Handlers take the caller as an argument; never fails.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller::of(parts))
     }
 }
 

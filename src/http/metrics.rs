@@ -124,16 +124,14 @@ fn class_index(d: Durability) -> usize {
 
 pub async fn metrics(
     State(state): State<AppState>,
-    caller: Option<axum::Extension<super::auth::Caller>>,
+    caller: super::auth::Caller,
     headers: HeaderMap,
 ) -> Response {
     let mut snap = collect(&state).await;
     // A key limited to some names sees per-topic and per-router series of those only; the
     // aggregates stay server-wide.
-    if let Some(axum::Extension(caller)) = caller {
-        snap.per_topic.retain(|r| caller.allows(&r.name));
-        snap.router_lag.retain(|(name, _)| caller.allows(name));
-    }
+    snap.per_topic.retain(|r| caller.allows(&r.name));
+    snap.router_lag.retain(|(name, _)| caller.allows(name));
     let json = headers
         .get_all(header::ACCEPT)
         .iter()

@@ -32,11 +32,7 @@ pub async fn put(
     let max = state.config().limits.max_body_bytes;
     let body: Map<String, Value> = body::json(&parts.headers, body, max, true).await?;
     // The allowlist on source and dest comes before every other body check (API.md §12).
-    let caller = parts
-        .extensions
-        .get::<super::auth::Caller>()
-        .cloned()
-        .unwrap_or_default();
+    let caller = super::auth::Caller::of(&parts);
     if let Some((source, dest)) = crate::model::router::endpoints(&body) {
         caller.check_topic(source)?;
         caller.check_topic(dest)?;
@@ -59,7 +55,7 @@ pub async fn put(
 
 pub async fn get(
     State(state): State<AppState>,
-    caller: Option<axum::Extension<super::auth::Caller>>,
+    caller: super::auth::Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -68,7 +64,7 @@ pub async fn get(
     let shared = routers
         .get(&name)
         .ok_or_else(|| ApiError::router_not_found(&name))?;
-    check_existing(&caller.map(|c| c.0).unwrap_or_default(), Some(&shared))?;
+    check_existing(&caller, Some(&shared))?;
     routers.sync(&shared, SYNC_WAIT).await;
     let mut out = def_body(&name, &shared.def());
     out["forwarded_total"] = Value::from(shared.forwarded_total());
@@ -78,10 +74,9 @@ pub async fn get(
 
 pub async fn list(
     State(state): State<AppState>,
-    caller: Option<axum::Extension<super::auth::Caller>>,
+    caller: super::auth::Caller,
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = caller.map(|c| c.0).unwrap_or_default();
     let started = Instant::now();
     let routers = state.routers()?;
     let q = query_pairs(query);
@@ -113,13 +108,12 @@ pub async fn list(
 
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Option<axum::Extension<super::auth::Caller>>,
+    caller: super::auth::Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let routers = state.routers()?;
     let name = lookup_path(path);
-    let caller = caller.map(|c| c.0).unwrap_or_default();
     check_existing(&caller, routers.get(&name).as_deref())?;
     let deleted = routers
         .delete(&name)

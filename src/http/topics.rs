@@ -64,11 +64,7 @@ pub async fn put(
     let config = resolve_config(input, &topic)?;
     if let Some(dl) = &config.dead_letter {
         // The dead-letter topic is written on this key's behalf: it must be allowed (API.md §1).
-        let caller = parts
-            .extensions
-            .get::<super::auth::Caller>()
-            .cloned()
-            .unwrap_or_default();
+        let caller = super::auth::Caller::of(&parts);
         caller.check_topic(dl)?;
     }
     let registry = state.registry()?;
@@ -163,10 +159,9 @@ pub async fn delete(
 
 pub async fn list(
     State(state): State<AppState>,
-    caller: Option<axum::Extension<super::auth::Caller>>,
+    caller: super::auth::Caller,
     query: Result<Query<QueryPairs>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = caller.map(|c| c.0).unwrap_or_default();
     let started = Instant::now();
     state.registry()?; // 503 during replay, before any other check
     let q = query_pairs(query);

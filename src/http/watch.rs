@@ -66,11 +66,7 @@ pub async fn create(
     let max = state.config().limits.max_body_bytes;
     let b: WatchBody = body::json(&parts.headers, body, max, false).await?;
     // Every topic key is allowlist-checked, whether or not it exists (API.md §11).
-    let caller = parts
-        .extensions
-        .get::<super::auth::Caller>()
-        .cloned()
-        .unwrap_or_default();
+    let caller = super::auth::Caller::of(&parts);
     for topic in b.topics.keys() {
         caller.check_topic(topic)?;
     }

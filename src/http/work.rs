@@ -25,7 +25,7 @@ use tokio::time::Instant;
 /// `GET .../work`: 503 → 406 (`Accept`) → 400 (`node`) → 404 → 409 → 429 (SSE cap).
 pub async fn work(
     State(state): State<AppState>,
-    caller: Option<axum::Extension<super::auth::Caller>>,
+    caller: super::auth::Caller,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<QueryPairs>, QueryRejection>,
     headers: HeaderMap,
@@ -51,7 +51,7 @@ pub async fn work(
         .watch
         .stream_slot()
         .map_err(ApiError::from_watch)?;
-    let key_slot = match caller.and_then(|c| c.0 .0.clone()) {
+    let key_slot = match caller.0 {
         Some(k) => {
             let max = state.config().limits.max_sse_connections_per_key;
             Some(state.inner.key_caps.stream(k.digest, max)?)

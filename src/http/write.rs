@@ -73,11 +73,7 @@ pub async fn write_topic<B: body::RequestBody>(
     let started = Instant::now();
     state.registry()?; // 503 during replay, before any other check
     let topic = topic?;
-    let caller = parts
-        .extensions
-        .get::<super::auth::Caller>()
-        .cloned()
-        .unwrap_or_default();
+    let caller = super::auth::Caller::of(&parts);
     let return_seqs = query_bool(&query, "return_seqs", true);
     let bytes = body::read_json(headers, body, state.config().limits.max_body_bytes, false).await?;
     let checked = check(&state, &bytes, headers)?;
