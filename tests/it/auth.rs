@@ -31,15 +31,16 @@ fn start(extra_config: &str) -> Authed {
     Authed { s, _tmp: tmp }
 }
 
-/// One record in topic `t`, written with the all-scopes key.
-fn seed(s: &Server) {
+/// One record written to `topic` with `key`; expects 2xx.
+fn write_one(s: &Server, key: Option<&str>, topic: &str) -> Value {
+    let rec = json!({"records":[{"data":1}]});
     ok(call(
         s,
-        Some("all-key"),
+        key,
         "POST",
-        "/v0/topics/t",
-        Some(json!({"records":[{"data":1}]})),
-    ));
+        &format!("/v0/topics/{topic}"),
+        Some(rec),
+    ))
 }
 
 /// `call` and check the status.
@@ -141,13 +142,7 @@ fn each_route_needs_its_scope_and_403_comes_before_the_handler() {
     let a = start("");
     let s = &a.s;
     let rec = json!({"records":[{"data":1}]});
-    ok(call(
-        s,
-        Some("w-key"),
-        "POST",
-        "/v0/topics/t",
-        Some(rec.clone()),
-    ));
+    write_one(s, Some("w-key"), "t");
     assert_error(
         &call(s, Some("ro-key"), "POST", "/v0/topics/t", Some(rec)),
         403,
@@ -277,26 +272,14 @@ fn prefix_allowlists_apply_to_paths_bodies_and_listings() {
     let s = &a.s;
     let k = Some("t1-key");
     let rec = json!({"records":[{"data":1}]});
-    ok(call(
-        s,
-        k,
-        "POST",
-        "/v0/topics/tenant1:a",
-        Some(rec.clone()),
-    ));
-    ok(call(s, k, "POST", "/v0/topics/shared.x", Some(rec.clone())));
+    write_one(s, k, "tenant1:a");
+    write_one(s, k, "shared.x");
     let r = call(s, k, "POST", "/v0/topics/tenant2:a", Some(rec.clone()));
     assert_eq!(
         assert_error(&r, 403, "forbidden")["detail"],
         json!({"topic":"tenant2:a"})
     );
-    ok(call(
-        s,
-        Some("all-key"),
-        "POST",
-        "/v0/topics/other",
-        Some(rec),
-    ));
+    write_one(s, Some("all-key"), "other");
     let names: Vec<Value> = call(s, k, "GET", "/v0/topics", None).expect(200)["topics"]
         .as_array()
         .unwrap()
@@ -362,7 +345,7 @@ fn prefix_allowlists_apply_to_paths_bodies_and_listings() {
 fn a_watch_stream_opens_only_with_its_creating_key_header_or_token() {
     let a = start("");
     let s = &a.s;
-    seed(s);
+    write_one(s, Some("all-key"), "t");
     let wid = call(
         s,
         Some("ro-key"),
@@ -435,7 +418,7 @@ fn startup_refuses_unknown_scopes_and_unauthenticated_public_binds() {
 fn per_key_request_and_stream_caps_answer_429() {
     let a = start("[limits]\nmax_inflight_per_key = 1\nmax_sse_connections_per_key = 1\n");
     let s = &a.s;
-    seed(s);
+    write_one(s, Some("all-key"), "t");
     std::thread::scope(|sc| {
         // One long-poll holds all-key's only request slot for a while.
         let held = sc.spawn(|| {
@@ -499,21 +482,8 @@ fn per_key_request_and_stream_caps_answer_429() {
 fn metrics_per_topic_series_follow_the_key_prefixes() {
     let a = start("");
     let s = &a.s;
-    let rec = json!({"records":[{"data":1}]});
-    ok(call(
-        s,
-        Some("all-key"),
-        "POST",
-        "/v0/topics/tenant1:a",
-        Some(rec.clone()),
-    ));
-    ok(call(
-        s,
-        Some("all-key"),
-        "POST",
-        "/v0/topics/other",
-        Some(rec),
-    ));
+    write_one(s, Some("all-key"), "tenant1:a");
+    write_one(s, Some("all-key"), "other");
     let all = call(s, Some("all-key"), "GET", "/v0/metrics", None).text();
     assert!(all.contains("topic=\"other\"") && all.contains("topic=\"tenant1:a\""));
     let mine = call(s, Some("t1-key"), "GET", "/v0/metrics", None).text();
