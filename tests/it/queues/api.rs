@@ -261,3 +261,24 @@ fn metrics_report_the_oldest_lease_age_of_a_queue() {
         "{text}"
     );
 }
+
+/// `claim_jitter_ms` (API.md §13): claims arriving within the window of the first are served
+/// together, jobs dealt out round-robin, each claimer up to its own `max`.
+#[test]
+fn claims_within_the_jitter_window_form_one_round_robin_cohort() {
+    let s = Server::start();
+    queue(&s, "q", json!({"claim_jitter_ms": 1500}));
+    jobs(&s, "q", 6);
+    let (a, b) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| claim(&s, "q", json!({"node":"a","max":2})));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let b = sc.spawn(|| claim(&s, "q", json!({"node":"b","max":3})));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // Dealt one at a time: a 1, b 2, a 3, b 4, b 5 (a is full after two).
+    assert_eq!((seqs(&a), seqs(&b)), (vec![1, 3], vec![2, 4, 5]));
+    assert_eq!(
+        (a["ready"].clone(), b["ready"].clone()),
+        (json!(1), json!(1))
+    );
+}
