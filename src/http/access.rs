@@ -44,8 +44,9 @@ pub struct Entry {
     pub id: String,
     route: usize,
     method: Method,
-    path: String,
-    key: Option<String>,
+    /// Kept as is (a cheap clone); redacted and formatted only when a line is written.
+    uri: Uri,
+    key: Option<[u8; 4]>,
     started: Instant,
 }
 
@@ -55,8 +56,8 @@ impl Entry {
             id,
             route: route_of(method, uri.path()),
             method: method.clone(),
-            path: redacted(uri),
-            key: key.map(|d| d[..4].iter().map(|b| format!("{b:02x}")).collect()),
+            uri: uri.clone(),
+            key: key.map(|d| [d[0], d[1], d[2], d[3]]),
             started: Instant::now(),
         }
     }
@@ -79,9 +80,13 @@ impl Entry {
                 .get(axum::http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
+            let key = match self.key {
+                Some(k) => k.iter().map(|b| format!("{b:02x}")).collect(),
+                None => "-".to_string(),
+            };
             tracing::info!(target: "access", id = %self.id, method = %self.method,
-                path = %self.path, status = resp.status().as_u16(), bytes, ms = format!("{ms:.3}"),
-                key = self.key.as_deref().unwrap_or("-"), "request");
+                path = %redacted(&self.uri), status = resp.status().as_u16(), bytes,
+                ms = format!("{ms:.3}"), key, "request");
         }
         resp
     }
@@ -199,8 +204,19 @@ impl RequestStats {
 
 /// The route group of a request path (percent-encoding does not matter for the groups).
 pub fn route_of(method: &Method, path: &str) -> usize {
-    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let name = match (method.as_str(), seg.as_slice()) {
+    // Up to five segments, without allocating (this runs for every request).
+    let mut buf = [""; 5];
+    let mut n = 0;
+    for part in path.trim_start_matches('/').split('/') {
+        if n == buf.len() {
+            n += 1;
+            break;
+        }
+        buf[n] = part;
+        n += 1;
+    }
+    let seg = &buf[..n.min(buf.len())];
+    let name = match (method.as_str(), seg) {
         (_, ["v0", "health"] | ["healthz"] | ["v0", "ready"] | ["readyz"]) => "probes",
         (_, ["v0", "metrics"]) => "metrics",
         ("POST", ["v0", "topics", _]) => "write",
@@ -222,6 +238,18 @@ pub fn route_of(method: &Method, path: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_are_grouped_without_regard_to_depth_beyond_five_segments() {
+        let g = |m: Method, p: &str| ROUTES[route_of(&m, p)];
+        assert_eq!(g(Method::POST, "/v0/topics/t"), "write");
+        assert_eq!(g(Method::GET, "/v0/topics/t"), "topics");
+        assert_eq!(g(Method::POST, "/v0/topics/t/claim"), "queue");
+        assert_eq!(g(Method::GET, "/v0/watch/wid_x"), "watch");
+        assert_eq!(g(Method::GET, "/v0/routers/a/b/c/d/e/f"), "routers");
+        assert_eq!(g(Method::POST, "/v0/topics/t/diff/x/y/z"), "other");
+        assert_eq!(g(Method::GET, "/healthz"), "probes");
+    }
 
     #[test]
     fn tokens_are_redacted_and_ids_are_the_clients_when_usable() {

@@ -96,7 +96,7 @@ pub fn check(
             });
         }
     }
-    Ok(Caller(Some(Arc::new(key.clone()))))
+    Ok(Caller(Some(key.clone())))
 }
 
 /// The two SSE GETs, the only routes that take `?token=` (API.md §1).
@@ -135,5 +135,5 @@ pub fn presented_key<'a>(
 ) -> Option<&'a ApiKey> {
     let q = query_token(uri);
     let token = bearer(headers).or(q.as_deref())?;
-    auth::authenticate(state.keys(), token)
+    auth::authenticate(state.keys(), token).map(|k| k.as_ref())
 }

@@ -56,7 +56,8 @@ pub struct Shared {
     /// Watch sessions by `wid`.
     pub watch: Arc<crate::watch::Sessions>,
     /// API keys (digests); empty = auth disabled (dev mode).
-    pub keys: Vec<crate::model::auth::ApiKey>,
+    /// Shared, so a request's `Caller` holds a key without copying it.
+    pub keys: Vec<Arc<crate::model::auth::ApiKey>>,
     /// Per-key request and stream counts.
     pub key_caps: caps::KeyCaps,
     /// Requests by route and status, latency by route (for `/v0/metrics`).
@@ -79,7 +80,11 @@ impl AppState {
                 health,
                 started: Instant::now(),
                 shutdown: tokio::sync::watch::channel(false).0,
-                keys: crate::model::auth::parse_keys(&config.auth.api_keys).unwrap_or_default(),
+                keys: crate::model::auth::parse_keys(&config.auth.api_keys)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect(),
                 key_caps: caps::KeyCaps::default(),
                 request_stats: Arc::default(),
                 watch: Arc::new(crate::watch::Sessions::new(
@@ -106,7 +111,7 @@ impl AppState {
         &self.inner.config
     }
 
-    pub fn keys(&self) -> &[crate::model::auth::ApiKey] {
+    pub fn keys(&self) -> &[Arc<crate::model::auth::ApiKey>] {
         &self.inner.keys
     }
 

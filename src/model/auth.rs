@@ -22,6 +22,12 @@ pub struct ApiKey {
     pub prefixes: Vec<String>,
 }
 
+impl AsRef<ApiKey> for ApiKey {
+    fn as_ref(&self) -> &ApiKey {
+        self
+    }
+}
+
 impl ApiKey {
     pub fn has(&self, scopes: u8) -> bool {
         self.scopes & scopes == scopes
@@ -85,11 +91,12 @@ fn parse_scopes(s: &str) -> Result<u8, String> {
 }
 
 /// The key whose digest matches `token`, comparing against every key in constant time.
-pub fn authenticate<'a>(keys: &'a [ApiKey], token: &str) -> Option<&'a ApiKey> {
+pub fn authenticate<'a, K: AsRef<ApiKey>>(keys: &'a [K], token: &str) -> Option<&'a K> {
     let d = digest(token);
     let mut found = None;
     for k in keys {
         let diff = k
+            .as_ref()
             .digest
             .iter()
             .zip(d.iter())
