@@ -74,6 +74,8 @@ pub fn parse_lease_id(s: &str) -> Option<u64> {
 #[derive(Debug, Clone, Default)]
 pub struct LeaseBook {
     leases: BTreeMap<u64, Lease>,
+    /// The same leases by deadline, so expiry and the in-flight count never scan them all.
+    by_deadline: BTreeSet<(i64, u64)>,
     deliveries: HashMap<u64, u32>,
     reclaim: BTreeSet<u64>,
     delayed: BTreeSet<(i64, u64)>,
@@ -111,7 +113,7 @@ impl LeaseBook {
             }
             if let Some(l) = s.lease {
                 b.last_lease = b.last_lease.max(l.lease_no);
-                b.leases.insert(seq, Lease { conn: None, ..l });
+                b.put_lease(seq, Lease { conn: None, ..l });
             } else if s.ready_at > 0 {
                 b.delay(seq, s.ready_at);
             } else {
@@ -126,14 +128,15 @@ impl LeaseBook {
     /// that ends queues behind the fresh work up to `head_hint`). Returns the seqs whose
     /// leases expired.
     pub fn expire(&mut self, now: i64, backoff: Option<Backoff>) -> Vec<u64> {
-        let expired: Vec<u64> = self
-            .leases
-            .iter()
-            .filter(|(_, l)| now > l.deadline)
-            .map(|(s, _)| *s)
-            .collect();
+        let mut expired = Vec::new();
+        while let Some(&(deadline, s)) = self.by_deadline.first() {
+            if deadline >= now {
+                break;
+            }
+            self.take_lease(s);
+            expired.push(s);
+        }
         for &s in &expired {
-            self.leases.remove(&s);
             match backoff {
                 Some(b) => self.back_off(s, now, b),
                 None => {
@@ -164,7 +167,7 @@ impl LeaseBook {
 
     /// Release `seq` into a backoff: invisible for `backoff.delay_ms`, then gated.
     pub fn back_off(&mut self, seq: u64, now: i64, backoff: Backoff) {
-        self.leases.remove(&seq);
+        self.take_lease(seq);
         let wait = backoff.delay_ms(seq, self.deliveries(seq));
         self.delay(seq, now + wait as i64);
         self.backing_off.insert(seq);
@@ -260,8 +263,21 @@ impl LeaseBook {
             deadline,
             conn,
         };
-        self.leases.insert(seq, lease);
+        self.put_lease(seq, lease);
         &self.leases[&seq]
+    }
+
+    fn put_lease(&mut self, seq: u64, lease: Lease) {
+        self.by_deadline.insert((lease.deadline, seq));
+        if let Some(old) = self.leases.insert(seq, lease) {
+            self.by_deadline.remove(&(old.deadline, seq));
+        }
+    }
+
+    fn take_lease(&mut self, seq: u64) -> Option<Lease> {
+        let l = self.leases.remove(&seq)?;
+        self.by_deadline.remove(&(l.deadline, seq));
+        Some(l)
     }
 
     /// Remember when the lease on `seq` was granted (for the oldest-lease metric).
@@ -293,7 +309,7 @@ impl LeaseBook {
 
     /// `seq` is gone for good (acked, dead-lettered, deleted, evicted): forget everything.
     pub fn forget(&mut self, seq: u64) {
-        self.leases.remove(&seq);
+        self.take_lease(seq);
         self.deliveries.remove(&seq);
         self.reclaim.remove(&seq);
         if let Some(at) = self.ready_at.remove(&seq) {
@@ -309,7 +325,7 @@ impl LeaseBook {
 
     /// Drop the lease; claimable at once (`ready_at <= now`) or from `ready_at` on.
     pub fn release(&mut self, seq: u64, ready_at: i64, now: i64) {
-        self.leases.remove(&seq);
+        self.take_lease(seq);
         if ready_at > now {
             self.delay(seq, ready_at);
         } else {
@@ -323,8 +339,8 @@ impl LeaseBook {
     }
 
     pub fn extend(&mut self, seq: u64, deadline: i64) {
-        if let Some(l) = self.leases.get_mut(&seq) {
-            l.deadline = deadline;
+        if let Some(l) = self.take_lease(seq) {
+            self.put_lease(seq, Lease { deadline, ..l });
         }
     }
 
@@ -337,7 +353,7 @@ impl LeaseBook {
             .map(|(s, _)| *s)
             .collect();
         for s in &seqs {
-            self.leases.remove(s);
+            self.take_lease(*s);
             self.reclaim.insert(*s);
         }
         seqs
@@ -353,7 +369,9 @@ impl LeaseBook {
 
     /// Unexpired leases (`in_flight` before liveness is applied).
     pub fn in_flight(&self, now: i64) -> u64 {
-        self.leases.values().filter(|l| now <= l.deadline).count() as u64
+        // Expired leases are few (expiry runs before every operation): count those.
+        let expired = self.by_deadline.range(..(now, 0)).count();
+        (self.leases.len() - expired) as u64
     }
 
     /// Delayed seqs not yet due (nack delays and backoffs).

@@ -217,3 +217,20 @@ fn the_oldest_unexpired_lease_age_is_reported() {
     b.forget(1);
     assert_eq!(b.oldest_lease_ms(500), 0);
 }
+
+#[test]
+fn the_deadline_index_follows_extends_releases_and_expiry() {
+    let mut b = LeaseBook::default();
+    leased(&mut b, 1, "a", 10);
+    leased(&mut b, 2, "a", 20);
+    b.extend(1, 30);
+    assert_eq!(b.in_flight(25), 1, "seq 2 expired, seq 1 extended to 30");
+    assert_eq!(b.expire(25, None), vec![2]);
+    assert_eq!(b.in_flight(25), 1);
+    b.release(1, 0, 25);
+    assert_eq!(
+        (b.in_flight(0), b.expire(100, None)),
+        (0, Vec::<u64>::new())
+    );
+    assert_eq!(b.take_reclaimed(5), vec![1, 2]);
+}
