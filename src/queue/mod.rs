@@ -273,7 +273,13 @@ impl Queues {
         if let Some(q) = map.get(&h.id) {
             return Ok(q.clone());
         }
-        map.retain(|_, q| !q.tx.is_closed());
+        // Queues of deleted (or recreated) topics go: their actors end with the last handle.
+        let registry = &self.registry;
+        map.retain(|_, q| {
+            registry
+                .get(&q.topic.name)
+                .is_some_and(|h| h.id == q.topic.id)
+        });
         let rec = self
             .recovered
             .lock()
