@@ -1,6 +1,8 @@
-//! Load generator for the lease-queue comparison (see `run.sh` beside this crate).
+//! Load generator for the side-by-side runs of `run.sh` beside this crate: topics next to
+//! Redis Streams, NATS JetStream and a hello-world HTTP server on the same machine.
 //!
-//! Every cell has the same shape for every system: preload N jobs, then W worker tasks,
+//! Log cells (writes, range reads) live in `stream.rs`; the disk probe in `disk.rs`. For the
+//! lease-queue cells below, every cell has the same shape for every system: preload N jobs, then W worker tasks,
 //! each on its own connection, loop `claim(batch)` → `ack(all claimed)` until N jobs are
 //! acked. The drain is timed from the first claim to the ack that completes the N-th job.
 //!
@@ -10,10 +12,17 @@
 //!           [--server-pid PID] [--label TEXT] [--nats-ack double|plain]
 //!   poison  --addr HOST:PORT [--workers 10] [--batch 1] [--jobs 10000] [--poison 0|1]
 //!           [--max-deliveries 5] [--server-pid PID]   (topics only)
+//!   load    ... (see stream.rs)                         (one write or read cell)
+//!   hello   --port PORT                                (the hello-world ceiling server)
+//!   disk    --dir DIR [--n 3000]                       (4 KiB write + fdatasync latency)
 //!   summary FILE                                       (markdown tables from the JSON lines)
 //!   freeport                                           (prints a free loopback TCP port)
 
+mod disk;
+mod hello;
 mod http;
+mod stream;
+mod stream_summary;
 mod summary;
 
 use std::collections::HashMap;
@@ -706,26 +715,42 @@ async fn cmd_poison(a: &Args) -> Res<()> {
 /// How many times any worker was handed the poison job.
 static POISON_SEEN: AtomicU64 = AtomicU64::new(0);
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        eprintln!("usage: queue_peers drain|poison|summary ...");
+        eprintln!("usage: peers load|hello|disk|drain|poison|summary|freeport ...");
         std::process::exit(2);
     };
     let a = Args::parse(&argv[1..]);
-    let r = match cmd.as_str() {
-        "drain" => cmd_drain(&a).await,
-        "poison" => cmd_poison(&a).await,
-        "summary" => summary::run(argv.get(1).map(String::as_str).unwrap_or("-")),
-        "freeport" => std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| println!("{}", a.port()))
-            .map_err(Into::into),
-        c => Err(format!("unknown subcommand {c}").into()),
-    };
+    // A load cell runs on one thread (like `wrk -t1`): the generator takes at most one of
+    // the two cores. The servers and the queue workers get a runtime per core.
+    let rt = match cmd.as_str() {
+        "load" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .expect("tokio runtime");
+    let r = rt.block_on(async {
+        match cmd.as_str() {
+            "load" => stream::cmd_load(&a).await,
+            "hello" => hello::cmd_hello(&a).await,
+            "disk" => disk::cmd_disk(&a),
+            "drain" => cmd_drain(&a).await,
+            "poison" => cmd_poison(&a).await,
+            "summary" => summary::run(argv.get(1).map(String::as_str).unwrap_or("-")),
+            "freeport" => std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| println!("{}", a.port()))
+                .map_err(Into::into),
+            c => Err(format!("unknown subcommand {c}").into()),
+        }
+    });
     if let Err(e) = r {
-        eprintln!("queue_peers {cmd}: {e}");
+        eprintln!("peers {cmd}: {e}");
         std::process::exit(1);
     }
 }

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Lease-queue comparison: topics vs Redis Streams vs NATS JetStream, same machine, one
-# interleaved run. See docs/BENCHMARKS.md ("Lease queues") for what each cell means.
+# Side by side on one machine, in one interleaved run: topics next to Redis Streams (AOF
+# everysec and always), NATS JetStream (file storage) and a hello-world axum server. See
+# docs/BENCHMARKS.md for what each cell means. Installs redis-server and nats-server from the
+# Debian packages when they are missing; builds topics and this generator in release mode.
 #
-#   benches/queue_peers/run.sh                 # defaults below
-#   REPS=5 JOBS=100000 benches/queue_peers/run.sh
+#   benches/peers/run.sh                                # every part, defaults below
+#   PARTS="write read" REPS=5 benches/peers/run.sh      # the headline cells only
 #
-# Knobs (environment): REPS (3), JOBS per drain cell (50000), WORKERS (16), BATCHES ("1 10"),
+# Parts (PARTS, default "write read many single disk drain fair poison"):
+#   write  closed-loop writes, batch 1 and 100 (WRITE_BATCHES), CONNS connections, DUR seconds:
+#          topics ephemeral/disk/fsync, Redis XADD (pipelined groups of the batch), NATS
+#          publish (a window of the batch), hello GET and hello POST of the same body
+#   read   topics diff limit 1000 vs Redis XRANGE COUNT 1000 over 200k prefilled records
+#   many   topics disk, batch 1 and 100, MANY_CONNS connections, over 1 and over 1000 topics
+#   single one connection, batch 1: topics fsync and Redis AOF always (a durable ack's latency)
+#   disk   4 KiB write + fdatasync latency, appending and preallocated (the disk's floor)
+#   drain fair poison   the lease-queue cells (see "Lease queues")
+#
+# Knobs (environment): REPS (3), CONNS (16), DUR (4), WRITE_BATCHES ("1 100"), MANY_CONNS
+# (64), MANY_TOPICS (1000), JOBS per drain cell (50000), WORKERS (16), BATCHES ("1 10"),
 # FAIR_WORKERS (50), FAIR_JOBS (20000), FAIR_BATCHES ("1 10"), POISON_WORKERS (10),
 # POISON_JOBS (10000), POISON_BATCHES ("1 10"), MAX_DELIVERIES (5), SKIP_BUILD (unset),
-# OUT (JSON-lines result file; default a temp file), PARTS ("drain fair poison": which parts
-# to run).
+# OUT (JSON-lines result file; default a temp file), TOPICS_BIN (default: the release build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +37,12 @@ POISON_WORKERS=${POISON_WORKERS:-10}
 POISON_JOBS=${POISON_JOBS:-10000}
 POISON_BATCHES=${POISON_BATCHES:-"1 10"}
 MAX_DELIVERIES=${MAX_DELIVERIES:-5}
-PARTS=${PARTS:-"drain fair poison"}
+PARTS=${PARTS:-"write read many single disk drain fair poison"}
+CONNS=${CONNS:-16}
+DUR=${DUR:-4}
+WRITE_BATCHES=${WRITE_BATCHES:-"1 100"}
+MANY_CONNS=${MANY_CONNS:-64}
+MANY_TOPICS=${MANY_TOPICS:-1000}
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 need=()
@@ -42,15 +59,15 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
   (cd "$HERE" && CARGO_TARGET_DIR="$HERE/target" cargo build --release)
 fi
 TOPICS_BIN=${TOPICS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/topics}
-GEN="$HERE/target/release/queue_peers"
+GEN="$HERE/target/release/peers"
 
-TMP=$(mktemp -d -t queue_peers.XXXXXX)
+TMP=$(mktemp -d -t peers.XXXXXX)
 OUT=${OUT:-$TMP/results.jsonl}
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP/topics" "$TMP/redis-everysec" "$TMP/redis-always" "$TMP/nats"
+  rm -rf "$TMP/topics" "$TMP/redis-everysec" "$TMP/redis-always" "$TMP/nats" "$TMP/disk"
 }
 trap cleanup EXIT
 
@@ -92,12 +109,18 @@ N_PID=$!
 PIDS+=("$N_PID")
 wait_port "$N_PORT"
 
-echo "## queue_peers run"
+H_PORT=$("$GEN" freeport)
+"$GEN" hello --port "$H_PORT" >"$TMP/hello.log" 2>&1 &
+H_PID=$!
+PIDS+=("$H_PID")
+wait_port "$H_PORT"
+
+echo "## peers run"
 echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "- nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- $(redis-server --version | cut -d' ' -f1-3); $(nats-server --version)"
-echo "- REPS=$REPS JOBS=$JOBS WORKERS=$WORKERS BATCHES=\"$BATCHES\" results: $OUT"
+echo "- PARTS=\"$PARTS\" REPS=$REPS CONNS=$CONNS DUR=$DUR results: $OUT"
 echo
 
 cell() { # label args... : one drain cell, result appended to $OUT
@@ -127,7 +150,61 @@ run_system() { # label batch
   esac
 }
 
+load() { # label args... : one log-stream cell, result appended to $OUT
+  local label=$1
+  shift
+  if ! "$GEN" load --label "$label" --dur "$DUR" "$@" | tee -a "$OUT" | cut -c1-200 >&2; then
+    echo "cell $label $* FAILED" >&2
+  fi
+}
+# One write cell of a system at batch $2 over $3 connections.
+write_cell() { # label batch conns [topics]
+  local common=(--op write --batch "$2" --conns "$3" --topics "${4:-1}")
+  case $1 in
+    topics-*) load "$1" --system topics --addr "127.0.0.1:$T_PORT" --server-pid "$T_PID" \
+      --durability "${1#topics-}" "${common[@]}" ;;
+    redis-everysec) load "$1" --system redis --addr "127.0.0.1:$RE_PORT" \
+      --server-pid "$RE_PID" "${common[@]}" ;;
+    redis-always) load "$1" --system redis --addr "127.0.0.1:$RA_PORT" \
+      --server-pid "$RA_PID" "${common[@]}" ;;
+    nats-file) load "$1" --system nats --addr "127.0.0.1:$N_PORT" \
+      --server-pid "$N_PID" "${common[@]}" ;;
+    hello) load "$1" --system hello --addr "127.0.0.1:$H_PORT" \
+      --server-pid "$H_PID" "${common[@]}" ;;
+  esac
+}
+WRITERS=(topics-disk redis-everysec topics-fsync redis-always nats-file topics-ephemeral hello)
+
 for rep in $(seq 1 "$REPS"); do
+  has_part write && {
+    load hello --system hello --addr "127.0.0.1:$H_PORT" --server-pid "$H_PID" --op get \
+      --conns "$CONNS"
+    for b in $WRITE_BATCHES; do
+      n=${#WRITERS[@]}
+      for i in $(seq 0 $((n - 1))); do
+        write_cell "${WRITERS[$(((i + rep - 1) % n))]}" "$b" "$CONNS"
+      done
+    done
+  }
+  has_part read && {
+    # Alternate which of the pair reads first.
+    pair=(topics redis)
+    ((rep % 2)) || pair=(redis topics)
+    for s in "${pair[@]}"; do
+      case $s in
+        topics) load topics-disk --system topics --addr "127.0.0.1:$T_PORT" \
+          --server-pid "$T_PID" --op read --batch 1000 --conns "$CONNS" ;;
+        redis) load redis-everysec --system redis --addr "127.0.0.1:$RE_PORT" \
+          --server-pid "$RE_PID" --op read --batch 1000 --conns "$CONNS" ;;
+      esac
+    done
+  }
+  has_part many && for b in $WRITE_BATCHES; do
+    write_cell topics-disk "$b" "$MANY_CONNS" 1
+    write_cell topics-disk "$b" "$MANY_CONNS" "$MANY_TOPICS"
+  done
+  has_part single && for s in topics-fsync redis-always; do write_cell "$s" 1 1; done
+  has_part disk && { "$GEN" disk --dir "$TMP/disk" | tee -a "$OUT" >&2 || echo "disk probe FAILED" >&2; }
   has_part drain && for b in $BATCHES; do
     n=${#SYSTEMS[@]}
     for i in $(seq 0 $((n - 1))); do

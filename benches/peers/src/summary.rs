@@ -1,4 +1,4 @@
-//! Turns the JSON lines written by `drain` / `poison` into markdown tables: medians over the
+//! Turns the JSON lines written by `load`, `disk`, `drain` and `poison` into markdown tables: medians over the
 //! repetitions of each cell, then the goals with the measured ratios.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::Res;
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return f64::NAN;
@@ -22,13 +22,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn col(rows: &[&Value], k: &str) -> Vec<f64> {
+pub fn col(rows: &[&Value], k: &str) -> Vec<f64> {
     rows.iter()
         .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
         .collect()
 }
 
-fn range(rows: &[&Value], k: &str) -> String {
+pub fn range(rows: &[&Value], k: &str) -> String {
     let v = col(rows, k);
     let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -63,6 +63,14 @@ pub fn run(path: &str) -> Res<()> {
         let text: String = l.to_string().chars().take(400).collect();
         println!("stalled cell, left out of the tables: `{text}`");
         println!();
+    }
+
+    crate::stream_summary::print(&lines);
+    if !lines
+        .iter()
+        .any(|l| l["kind"] == "drain" || l["kind"] == "poison")
+    {
+        return Ok(());
     }
 
     // ---- drain cells
