@@ -350,7 +350,7 @@ async fn start(
             budget: config.storage.hot_budget_bytes,
         },
         hot_total: std::sync::atomic::AtomicU64::new(0),
-        sealing: std::sync::atomic::AtomicUsize::new(0),
+        sealer: Default::default(),
         fs: fs.clone(),
         integrity: Default::default(),
     });

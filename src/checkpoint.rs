@@ -80,8 +80,14 @@ impl Checkpointer {
     pub async fn run(&self, exact: bool) -> Result<u64, String> {
         let mut number = self.next_number.clone().lock_owned().await;
         // Listed before the cut: a segment sealed after this point is never a GC candidate.
+        // A listed file still in flight is not one either: its topic swaps it in only after
+        // it is durable, maybe after the cut. A file's seal registers it before creating it,
+        // so one listed but no longer in flight was swapped in before the cut (and is in an
+        // image while live) or was dropped by its topic (garbage).
         let seg_dir = segment::dir(&self.data_dir);
-        let candidates = list_segments(&seg_dir);
+        let mut candidates = list_segments(&seg_dir);
+        let in_flight = self.registry.segments_in_flight();
+        candidates.retain(|f| !in_flight.contains(f));
         let wal = self.wal.clone();
         // Until the router images: a router defined before the barrier is in them.
         let router_cut = self.routers.cut_guard().await;

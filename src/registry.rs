@@ -79,6 +79,11 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// Segment files being written right now (checkpoint GC must keep them).
+    pub fn segments_in_flight(&self) -> std::collections::HashSet<String> {
+        self.ctx.sealer.in_flight()
+    }
+
     /// Damage found in sealed data by this process.
     pub fn integrity(&self) -> &crate::topic::integrity::Integrity {
         &self.ctx.integrity

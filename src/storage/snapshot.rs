@@ -45,7 +45,7 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("snapshots")
 }
 
-fn file_name(number: u64) -> String {
+pub fn file_name(number: u64) -> String {
     format!("{number:020}.snap")
 }
 

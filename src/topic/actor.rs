@@ -1,5 +1,5 @@
 //! The actor loop: one task per topic, selecting over its mailbox and the completions of its
-//! own in-flight WAL syncs (the front pending write and the seq reservation).
+//! own in-flight work (the front pending write's WAL sync, the seq reservation, the seal).
 
 use super::append::Pending;
 use super::idempotency::IdemTable;
@@ -58,6 +58,8 @@ pub(super) struct Actor {
     pub last_consumed_ts: Option<i64>,
     /// This topic's hot-tier footprint as last added to `ctx.hot_total`.
     pub hot_reported: u64,
+    /// The segment being written for this topic, if any.
+    pub seal_inflight: super::seal::SealInFlight,
     /// Set when a seal found the disk full: no new attempt before then.
     pub seal_retry_at: Option<std::time::Instant>,
     /// Publishes the visible head; long-polls wait on it. Dropped when the topic dies.
@@ -68,6 +70,7 @@ pub(super) struct Actor {
 enum Event {
     Synced(SyncResult),
     Reserved(SyncResult),
+    Sealed(Option<super::seal::SealDone>),
     Cmd(Option<Command>),
 }
 
@@ -121,6 +124,7 @@ impl Actor {
             last_read_ts: None,
             last_consumed_ts: None,
             hot_reported: 0,
+            seal_inflight: None,
             seal_retry_at: None,
             head_tx,
             mailbox,
@@ -129,14 +133,19 @@ impl Actor {
     }
 
     pub async fn run(mut self) {
+        // A recovered topic may start with a large hot tier: its seals begin right away, in
+        // the background.
+        self.maybe_seal();
         loop {
             let event = {
                 let front = self.pending.front_mut().and_then(|p| p.wait.as_mut());
                 let reserve = self.reserve_inflight.as_mut().map(|(_, rx)| rx);
+                let seal = self.seal_inflight.as_mut();
                 tokio::select! {
                     biased;
                     r = maybe(front) => Event::Synced(r),
                     r = maybe(reserve) => Event::Reserved(r),
+                    d = super::seal::seal_finished(seal) => Event::Sealed(d),
                     c = self.mailbox.recv() => Event::Cmd(c),
                 }
             };
@@ -147,6 +156,10 @@ impl Actor {
                 }
                 Event::Reserved(r) => {
                     self.on_reserved(r);
+                    self.maybe_seal();
+                }
+                Event::Sealed(d) => {
+                    self.on_sealed(d);
                     self.maybe_seal();
                 }
                 Event::Cmd(None) => return self.fail_pending(TopicError::Gone),
@@ -224,9 +237,15 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Image { exact, reply } => {
+                if exact {
+                    // The final snapshot refers to the segment rather than copying its
+                    // records as hot ones (a smaller snapshot, a faster start).
+                    self.settle_seal().await;
+                }
                 let _ = reply.send(self.image(exact));
             }
             Command::Finalize { record_head, reply } => {
+                self.drain_seal().await;
                 self.finalize(record_head);
                 let _ = reply.send(());
                 return Break(());

@@ -24,6 +24,8 @@ mod read;
 pub mod recovered;
 mod retention;
 pub mod seal;
+#[cfg(test)]
+mod seal_tests;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -61,8 +63,8 @@ pub struct TopicCtx {
     /// Estimated RAM of un-sealed records across all sealable topics (the
     /// `hot_budget_bytes` budget); each actor adds the change of its own hot tier.
     pub hot_total: AtomicU64,
-    /// Seals in progress across all topics (bounded; see `seal::SealSlot`).
-    pub sealing: std::sync::atomic::AtomicUsize,
+    /// Seals in progress across all topics and their files (bounded; see `seal::Sealer`).
+    pub sealer: seal::Sealer,
     /// Mutating file operations of sealing (tests inject power cuts).
     pub fs: Arc<dyn crate::storage::fs::Fs>,
     /// Damage found in sealed data (readiness detail).

@@ -1,13 +1,23 @@
-//! Sealing inside the actor: once the hot tier passes a trigger (records, bytes or age), every
-//! live hot record moves into an immutable segment file and leaves RAM. `ephemeral` topics
-//! never seal (their records must not reach the disk).
+//! Sealing: once the hot tier passes a trigger (records, bytes, age or the shared budget), its
+//! oldest live records are written to an immutable segment file on the blocking pool, and
+//! leave RAM when that file is durable. `ephemeral` topics never seal (their records must
+//! not reach the disk).
+//!
+//! Rule: a segment file is complete and durable (fsynced, renamed, directory fsynced) before
+//! the topic swaps it in, and a snapshot refers only to swapped-in segments; until then the
+//! records stay hot (and in every snapshot as hot records), and GC keeps the file.
 
 use super::actor::Actor;
-use super::store::SealError;
+use super::store::{write_segment, SealError};
+use super::TopicCtx;
 use crate::model::topic_config::Durability;
 use crate::storage::health::StoreError;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::storage::segment::{self, Segment};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long a topic whose seal found the disk full waits before trying again (its records
 /// stay in RAM and in the WAL meanwhile).
@@ -38,83 +48,159 @@ impl SealPolicy {
     }
 }
 
-/// Seals running at once across all topics. Each holds a runtime worker in `block_in_place`,
-/// which hands the worker's other tasks to another thread: a seal storm over many topics would
-/// otherwise start a thread per sealing topic (~105 threads in the 1000-topic benchmark; ~35
-/// with this bound). Not lower: the seals' fsyncs overlap on the device, and with 2 slots they
-/// fell behind the hot budget there (1.5 GB resident instead of 0.4 GB).
-const SEALS_AT_ONCE: usize = 16;
+/// Seals running at once across all topics: each holds a blocking-pool thread while it
+/// writes and fsyncs its segment. Not lower: the seals' fsyncs overlap on the device, and
+/// with 2 at once seals fell behind the hot budget in the 1000-topic benchmark (1.5 GB
+/// resident instead of 0.4 GB).
+pub const SEALS_AT_ONCE: usize = 16;
 
-/// One of the `SEALS_AT_ONCE` slots, released on drop.
-struct SealSlot<'a>(&'a AtomicUsize);
+/// One segment's worth at most: bounds the actor's share of a seal (copying the batch out,
+/// swapping the segment in) to a few milliseconds even when recovery left millions of
+/// records hot; a large hot tier seals as a run of these, one after another.
+const SEAL_MAX_RECORDS: usize = 65_536;
+const SEAL_MAX_BYTES: u64 = 32 << 20;
 
-impl<'a> SealSlot<'a> {
-    fn try_acquire(sealing: &'a AtomicUsize) -> Option<SealSlot<'a>> {
-        sealing
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < SEALS_AT_ONCE).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| SealSlot(sealing))
+/// Segment files being written, across all topics (at most `SEALS_AT_ONCE`). Checkpoint GC
+/// leaves these alone: such a file is complete on disk before any snapshot refers to it.
+#[derive(Debug, Default)]
+pub struct Sealer {
+    files: Mutex<HashSet<String>>,
+}
+
+impl Sealer {
+    /// Names of the segment files in flight.
+    pub fn in_flight(&self) -> HashSet<String> {
+        self.lock().clone()
+    }
+
+    /// Take a slot for `file`; false when all are taken (or `file` is already in flight).
+    fn admit(&self, file: &str) -> bool {
+        let mut files = self.lock();
+        files.len() < SEALS_AT_ONCE && files.insert(file.to_string())
+    }
+
+    fn release(&self, file: &str) {
+        self.lock().remove(file);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl Drop for SealSlot<'_> {
+/// A seal's slot and its file's place in [`Sealer`], from before the file exists until the
+/// topic has swapped the segment in (or dropped it): released on drop.
+pub struct SealTicket {
+    ctx: Arc<TopicCtx>,
+    file: String,
+}
+
+impl SealTicket {
+    fn try_acquire(ctx: &Arc<TopicCtx>, file: String) -> Option<SealTicket> {
+        ctx.sealer.admit(&file).then(|| SealTicket {
+            ctx: ctx.clone(),
+            file,
+        })
+    }
+}
+
+impl Drop for SealTicket {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.ctx.sealer.release(&self.file);
+    }
+}
+
+/// A finished segment write, handed back to its topic's actor.
+pub struct SealDone {
+    result: Result<Segment, SealError>,
+    gen: u32,
+    /// Dropped only after the segment is swapped in: until then GC must keep the file.
+    ticket: SealTicket,
+}
+
+/// The actor's in-flight seal, if any (one per topic at a time).
+pub type SealInFlight = Option<oneshot::Receiver<SealDone>>;
+
+/// Resolves when the in-flight seal finishes (`None`: its task died), never without one.
+pub(super) async fn seal_finished(
+    rx: Option<&mut oneshot::Receiver<SealDone>>,
+) -> Option<SealDone> {
+    match rx {
+        Some(rx) => rx.await.ok(),
+        None => std::future::pending().await,
     }
 }
 
 impl Actor {
+    /// Start a seal if one is due and none is in flight. The segment is written, fsynced and
+    /// checked on the blocking pool; the topic keeps serving reads and writes from the hot
+    /// tier meanwhile, and swaps the segment in when it is durable ([`Actor::on_sealed`]).
     pub(super) fn maybe_seal(&mut self) {
         if self.config.durability == Durability::Ephemeral || self.ctx.segments_dir.is_none() {
             return;
         }
         self.report_hot();
-        let Some(dir) = self.ctx.segments_dir.as_deref() else {
-            return;
-        };
-        if self.ctx.wal.health().is_poisoned() {
+        if self.seal_inflight.is_some() || !self.seal_due() {
             return;
         }
-        if self.seal_retry_at.is_some_and(|t| Instant::now() < t) {
+        let Some(dir) = self.ctx.segments_dir.clone() else {
             return;
+        };
+        let records = self.store.seal_batch(SEAL_MAX_RECORDS, SEAL_MAX_BYTES);
+        let Some(first) = records.first() else {
+            return;
+        };
+        let (id, gen) = (self.id, self.ctx.wal.boot());
+        // A topic that finds no slot keeps its hot tier a little longer and tries again
+        // after its next event.
+        let file = segment::file_name(id, first.seq, gen);
+        let Some(ticket) = SealTicket::try_acquire(&self.ctx, file) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        let fs = self.ctx.fs.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = write_segment(&*fs, &dir, id, gen, &records);
+            drop(records);
+            // A topic gone meanwhile drops the ticket here: the file is garbage for GC.
+            let _ = tx.send(SealDone {
+                result,
+                gen,
+                ticket,
+            });
+        });
+        self.seal_inflight = Some(rx);
+    }
+
+    fn seal_due(&self) -> bool {
+        if self.ctx.wal.health().is_poisoned() {
+            return false;
+        }
+        if self.seal_retry_at.is_some_and(|t| Instant::now() < t) {
+            return false;
         }
         let p = self.ctx.seal;
         let n = self.store.hot_count();
         let old =
             |ts: i64| p.age_ms > 0 && self.ctx.clock.now_ms().saturating_sub(ts) >= p.age_ms as i64;
-        let due = n > 0
+        n > 0
             && ((p.records > 0 && n >= p.records)
                 || (p.bytes > 0 && self.store.hot_bytes() >= p.bytes)
                 || self.store.hot_oldest_ts().is_some_and(old)
                 || p.over_budget(
                     self.ctx.hot_total.load(Ordering::Relaxed),
                     self.hot_footprint(),
-                ));
-        if !due {
-            return;
-        }
-        // At most SEALS_AT_ONCE topics seal at a time; a topic that finds no slot keeps its
-        // hot tier a little longer and tries again after its next command.
-        let ctx = self.ctx.clone();
-        let Some(slot) = SealSlot::try_acquire(&ctx.sealing) else {
-            return;
+                ))
+    }
+
+    /// The in-flight seal finished (`None`: its task died before reporting).
+    pub(super) fn on_sealed(&mut self, done: Option<SealDone>) {
+        self.seal_inflight = None;
+        let Some(done) = done else {
+            let e = StoreError::failed(format!("topic {}: the seal task died", self.name));
+            return self.ctx.wal.health().poison(&e);
         };
-        // The write is synchronous for this topic (it waits for one segment fsync); on the
-        // multi-thread runtime `block_in_place` moves other tasks off this worker meanwhile,
-        // so other topics keep running.
-        let (id, gen) = (self.id, self.ctx.wal.boot());
-        let (store, fs) = (&mut self.store, &*self.ctx.fs);
-        let mut seal = || store.seal(fs, dir, id, gen);
-        let multi = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let result = if multi {
-            tokio::task::block_in_place(seal)
-        } else {
-            seal()
-        };
-        match result {
+        match done.result {
             Err(SealError::NoSpace(e)) => {
                 tracing::warn!(topic = %self.name, error = %e, "seal skipped: the disk is full");
                 self.seal_retry_at = Some(Instant::now() + SEAL_RETRY_WHEN_FULL);
@@ -124,10 +210,30 @@ impl Actor {
                 .wal
                 .health()
                 .poison(&StoreError::failed(format!("topic {}: {e}", self.name))),
-            Ok(_) => self.seal_retry_at = None,
+            Ok(seg) => {
+                self.store.attach_sealed(seg, done.gen);
+                self.seal_retry_at = None;
+            }
         }
-        drop(slot);
+        // Only now may GC see the file as unreferenced-unless-in-an-image.
+        drop(done.ticket);
         self.report_hot();
+    }
+
+    /// Wait for the in-flight seal and swap it in (or handle its failure), starting no other.
+    pub(super) async fn settle_seal(&mut self) {
+        if let Some(rx) = self.seal_inflight.as_mut() {
+            let done = rx.await.ok();
+            self.on_sealed(done);
+        }
+    }
+
+    /// Wait for the in-flight seal without using it (the topic is stopping): no seal writes
+    /// into the data directory after its topic stopped. Its records are still hot.
+    pub(super) async fn drain_seal(&mut self) {
+        if let Some(rx) = self.seal_inflight.take() {
+            let _ = rx.await;
+        }
     }
 
     /// Estimated RAM of the hot tier: what the budget counts.
@@ -164,18 +270,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seal_slots_admit_a_bounded_number_at_once() {
-        let sealing = AtomicUsize::new(0);
-        let held: Vec<_> = (0..SEALS_AT_ONCE)
-            .map(|_| SealSlot::try_acquire(&sealing).expect("a free slot"))
-            .collect();
-        assert!(SealSlot::try_acquire(&sealing).is_none(), "all slots taken");
-        drop(held);
-        assert_eq!(
-            sealing.load(Ordering::Acquire),
-            0,
-            "slots come back on drop"
+    fn the_sealer_admits_a_bounded_number_of_distinct_files() {
+        let sealer = Sealer::default();
+        let names: Vec<String> = (0..SEALS_AT_ONCE).map(|i| format!("f{i}")).collect();
+        assert!(names.iter().all(|n| sealer.admit(n)));
+        assert!(!sealer.admit("one-more"), "all slots taken");
+        assert_eq!(sealer.in_flight().len(), SEALS_AT_ONCE);
+        sealer.release("f0");
+        assert!(
+            !sealer.admit("f1"),
+            "a file in flight is not admitted twice"
         );
-        assert!(SealSlot::try_acquire(&sealing).is_some());
+        assert!(sealer.admit("one-more"), "a released slot is free again");
+        assert!(!sealer.in_flight().contains("f0"));
     }
 }

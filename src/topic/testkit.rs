@@ -115,7 +115,7 @@ impl Harness {
                 budget: 0,
             },
             hot_total: AtomicU64::new(0),
-            sealing: std::sync::atomic::AtomicUsize::new(0),
+            sealer: Default::default(),
             fs: fs.clone(),
             integrity: Default::default(),
         });

@@ -22,12 +22,9 @@ fn sealed_and_stopped() -> (Server, PathBuf) {
     s.create("t", json!({ "durability": "fsync" }));
     s.write("t", batch(1..=10));
     s.write("t", batch(11..=13));
-    let segs: Vec<PathBuf> = std::fs::read_dir(s.data_dir().join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
+    let segs = s.wait_for_segments(1);
     assert_eq!(segs.len(), 1, "one sealed segment: {segs:?}");
+    // A clean stop swaps an in-flight segment in before its final snapshot.
     assert!(s.sigterm().success());
     (s, segs[0].clone())
 }

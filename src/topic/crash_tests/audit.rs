@@ -3,6 +3,7 @@
 use super::workload::workload;
 use crate::storage::frame::WAL_MAGIC;
 use crate::storage::fs::fault::{is_closing_mark, is_stop_frame, FaultFs, Op};
+use crate::storage::{segment, snapshot};
 use crate::topic::testkit::temp_dir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,11 @@ async fn every_new_file_rename_and_removal_is_followed_by_a_directory_fsync() {
                 let synced = later
                     .iter()
                     .position(|(o, p)| *o == Op::SyncFile && p == path);
-                let renamed = later.iter().position(|(o, _)| *o == Op::Rename);
+                // Seals run beside checkpoints: match the rename of this very file.
+                let target = path.with_extension("");
+                let renamed = later
+                    .iter()
+                    .position(|(o, p)| *o == Op::Rename && *p == target);
                 assert!(
                     synced.is_some() && synced < renamed,
                     "{} renamed before its fsync",
@@ -60,6 +65,52 @@ async fn every_new_file_rename_and_removal_is_followed_by_a_directory_fsync() {
             last_sync > Some(last_append),
             "{}: appends after the last fdatasync",
             p.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The sealing rule: a segment is written on the blocking pool while its topic runs on, and
+/// only a durable one may be referred to by a snapshot. Every segment the last snapshot
+/// refers to was renamed into place and its directory fsynced before that snapshot's write
+/// began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_segment_a_snapshot_refers_to_was_durable_before_the_snapshot() {
+    let fs = Arc::new(FaultFs::new(usize::MAX));
+    let h = super::start(temp_dir("audit-seg"), fs.clone()).unwrap();
+    workload(&h).await;
+    let dir = h.crash().await;
+    let progress = crate::storage::recovery::ReplayProgress::default();
+    let rec = crate::topic::recovered::recover_dir(
+        &crate::storage::fs::RealFs,
+        &dir,
+        &progress,
+        Default::default(),
+    )
+    .unwrap();
+    assert!(
+        rec.snapshot_number > 0 && !rec.segment_files.is_empty(),
+        "the workload's last snapshot refers to segments"
+    );
+    let log = fs.log();
+    let snap =
+        snapshot::dir(&dir).join(format!("{}.tmp", snapshot::file_name(rec.snapshot_number)));
+    let written = log
+        .iter()
+        .position(|(o, p)| *o == Op::WriteFile && *p == snap)
+        .expect("the snapshot's write is in the log");
+    let seg_dir = segment::dir(&dir);
+    for name in &rec.segment_files {
+        let path = seg_dir.join(name);
+        let renamed = log[..written]
+            .iter()
+            .rposition(|(o, p)| *o == Op::Rename && *p == path)
+            .unwrap_or_else(|| panic!("{name} was not in place before the snapshot"));
+        assert!(
+            log[renamed..written]
+                .iter()
+                .any(|(o, p)| *o == Op::SyncDir && *p == seg_dir),
+            "{name}: referred to by a snapshot before its directory entry was durable"
         );
     }
     let _ = std::fs::remove_dir_all(dir);

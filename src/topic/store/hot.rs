@@ -62,6 +62,41 @@ impl Hot {
         self.live_after(0).cloned().collect()
     }
 
+    /// The oldest live records, at most `max_records` of them and stopping once
+    /// `max_bytes` of payload are taken (at least one record): the next segment's contents.
+    pub fn live_prefix(&self, max_records: usize, max_bytes: u64) -> Vec<Record> {
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for r in self.live_after(0).take(max_records) {
+            if !out.is_empty() && bytes >= max_bytes {
+                break;
+            }
+            bytes += r.payload_bytes();
+            out.push(r.clone());
+        }
+        out
+    }
+
+    /// Remove every entry with seq <= `last` (a segment now holds them); returns the seqs of
+    /// the live ones, ascending.
+    pub fn remove_through(&mut self, last: u64) -> Vec<u64> {
+        let mut live = Vec::new();
+        while self.entries.front().is_some_and(|e| e.rec.seq <= last) {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            if !e.live {
+                continue;
+            }
+            self.unindex_front(&e.rec);
+            self.count -= 1;
+            self.bytes -= e.rec.payload_bytes();
+            live.push(e.rec.seq);
+        }
+        self.drop_dead_front();
+        live
+    }
+
     /// `$ts` of the oldest live record.
     pub fn oldest_ts(&self) -> Option<i64> {
         self.entries.front().map(|e| e.rec.ts)

@@ -1,6 +1,7 @@
 //! A topic's records in two tiers: sealed segments (immutable files read through mmap, only
 //! a few counters and delete marks in RAM) followed by the hot tier (records in RAM).
-//! Sealing moves every live hot record into a new segment at once.
+//! Sealing moves the oldest live hot records into a new segment; the segment is written
+//! away from the actor and swapped in once durable.
 //!
 //! Invariants: every sealed seq is below every hot seq; `count`/`bytes` are the sums of both
 //! tiers' live counters; the tag index in RAM covers hot records only (sealed segments carry
@@ -22,6 +23,30 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 pub use hot::Evicted;
+
+/// Write `records` as a segment file under `dir` and open it: durable (fsynced, renamed,
+/// directory fsynced) and its whole-file crc checked before it is returned. The error keeps
+/// its kind, so a caller can tell a full disk (try again later) from a failing one.
+pub fn write_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    topic_id: u64,
+    gen: u32,
+    records: &[Record],
+) -> Result<Segment, SealError> {
+    let path = segment::write(fs, dir, topic_id, gen, records).map_err(|e| {
+        let msg = format!("sealing a segment: {e}");
+        match crate::storage::fs::is_no_space(&e) {
+            true => SealError::NoSpace(msg),
+            false => SealError::Failed(msg),
+        }
+    })?;
+    let seg =
+        Segment::open(&path).map_err(|e| SealError::Failed(format!("{}: {e}", path.display())))?;
+    seg.verify_footer()
+        .map_err(|e| SealError::Failed(format!("{} right after sealing: {e}", path.display())))?;
+    Ok(seg)
+}
 pub use read::DamagedRun;
 
 /// Why a seal did not happen.
@@ -207,10 +232,10 @@ impl Store {
         out
     }
 
-    /// Move every live hot record into a new segment file under `dir`. Returns whether one
-    /// was written. The segment is durable (fsynced, renamed, directory fsynced) before the
-    /// records leave RAM; on any error they stay hot. The error keeps its kind, so a caller
-    /// can tell a full disk (try again later) from a failing one.
+    /// Move every live hot record into a new segment file under `dir` in one step (the
+    /// actor does the same in two: [`Store::seal_batch`] and [`Store::attach_sealed`] with
+    /// the write away from it). Returns whether a segment was written.
+    #[cfg(test)]
     pub fn seal(
         &mut self,
         fs: &dyn Fs,
@@ -218,28 +243,46 @@ impl Store {
         topic_id: u64,
         gen: u32,
     ) -> Result<bool, SealError> {
-        let records = self.hot.live_records();
+        let records = self.seal_batch(usize::MAX, u64::MAX);
         if records.is_empty() {
             return Ok(false);
         }
-        let path = segment::write(fs, dir, topic_id, gen, &records).map_err(|e| {
-            let msg = format!("sealing a segment: {e}");
-            match crate::storage::fs::is_no_space(&e) {
-                true => SealError::NoSpace(msg),
-                false => SealError::Failed(msg),
-            }
-        })?;
-        let seg = Segment::open(&path)
-            .map_err(|e| SealError::Failed(format!("{}: {e}", path.display())))?;
-        seg.verify_footer().map_err(|e| {
-            SealError::Failed(format!("{} right after sealing: {e}", path.display()))
-        })?;
-        self.sealed_count += records.len() as u64;
-        self.sealed_bytes += self.hot.bytes();
-        self.sealed
-            .push_back(Sealed::new(seg, self.hot.bytes(), gen));
-        self.hot = Hot::default();
+        let seg = write_segment(fs, dir, topic_id, gen, &records)?;
+        self.attach_sealed(seg, gen);
         Ok(true)
+    }
+
+    /// The next segment's records: the oldest live hot records, bounded in count and bytes
+    /// so that neither the copy here nor the swap in [`Store::attach_sealed`] holds the
+    /// topic up for long (after recovery the hot tier may hold millions).
+    pub fn seal_batch(&self, max_records: usize, max_bytes: u64) -> Vec<Record> {
+        self.hot.live_prefix(max_records, max_bytes)
+    }
+
+    /// Swap in a durable segment written from a [`Store::seal_batch`]: its records leave the
+    /// hot tier. Records deleted or evicted while it was written are marked deleted in it
+    /// (they are no longer live in the hot tier). Returns whether anything in it is still
+    /// live; if not, it is left out and its file is garbage for the next checkpoint.
+    pub fn attach_sealed(&mut self, seg: Segment, gen: u32) -> bool {
+        let live = self.hot.remove_through(seg.last_seq());
+        let entries = (0..seg.len()).map(|i| seg.entry(i));
+        let total: u64 = entries.clone().map(|e| e.payload).sum();
+        let dead: Vec<u64> = entries
+            .map(|e| e.seq)
+            .filter(|q| live.binary_search(q).is_err())
+            .collect();
+        let mut s = Sealed::new(seg, total, gen);
+        for seq in dead {
+            s.delete(seq);
+        }
+        debug_assert_eq!(s.live_count, live.len() as u64);
+        if s.exhausted() {
+            return false;
+        }
+        self.sealed_count += s.live_count;
+        self.sealed_bytes += s.live_bytes;
+        self.sealed.push_back(s);
+        true
     }
 
     /// Recovery: attach a sealed segment described by a snapshot (before any hot record).

@@ -229,6 +229,37 @@ impl Server {
         &self.data_dir
     }
 
+    /// The sealed segment files in the data directory, sorted.
+    pub fn segment_files(&self) -> Vec<PathBuf> {
+        let Ok(dir) = std::fs::read_dir(self.data_dir.join("segments")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = dir
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Wait (at most 10 s) until at least `n` segment files exist: seals run in the
+    /// background, so a write that crosses a seal trigger returns before its segment exists.
+    pub fn wait_for_segments(&self, n: usize) -> Vec<PathBuf> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let files = self.segment_files();
+            if files.len() >= n {
+                return files;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} segment file(s) never appeared: {files:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Add a flag for every later start on this data dir.
     pub fn add_arg(&mut self, arg: &str) {
         self.args.push(arg.to_string());
