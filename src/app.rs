@@ -131,6 +131,10 @@ impl Running {
             fs,
         ));
         let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(config)));
+        let hot = registry.clone();
+        tokio::spawn(crate::ops::memory::trim_when_hot_shrinks(move || {
+            hot.hot_bytes()
+        }));
         state.set_routers(routers.clone());
         state.set_queues(queues);
         state.set_ready(registry.clone());

@@ -134,24 +134,8 @@ fn load(cli: &Cli) -> Result<Config, String> {
     Ok(config)
 }
 
-/// stderr for log lines, dropping what cannot be written: a closed log pipe (a stopped
-/// journald reader, `| head`) must not kill the server — writing failed lines is never
-/// worth a panic that skips the drain and the final checkpoint.
-struct LossyStderr;
-
-impl std::io::Write for LossyStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::stderr().flush();
-        Ok(())
-    }
-}
-
-/// `error: …` on stderr, ignoring a closed stderr (see `LossyStderr`).
+/// `error: …` on stderr, ignoring a closed stderr: a closed log pipe (a stopped journald
+/// reader, `| head`) is never worth a panic (`ops::log_pipe` writes log lines the same way).
 fn say_error(e: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "error: {e}");
@@ -170,7 +154,7 @@ fn init_logging(format: LogFormat) -> Result<(), String> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(|| LossyStderr);
+        .with_writer(|| topics::ops::log_pipe::PipeWriter);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -203,6 +187,13 @@ fn main() -> ExitCode {
         say_error(&e);
         return ExitCode::from(2);
     }
+    topics::ops::log_pipe::start();
+    // A panic's message goes to stderr directly: the lines logged before it go out first.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        topics::ops::log_pipe::flush();
+        report(info)
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -216,6 +207,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(topics::app::run(config));
     // Blocking work stuck on a failing disk must not hold the exit (and the restart) back.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    topics::ops::log_pipe::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -79,6 +79,13 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// Estimated RAM of every topic's hot tier (what `storage.hot_budget_bytes` bounds).
+    pub fn hot_bytes(&self) -> u64 {
+        self.ctx
+            .hot_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Segment files being written right now (checkpoint GC must keep them).
     pub fn segments_in_flight(&self) -> std::collections::HashSet<String> {
         self.ctx.sealer.in_flight()

@@ -21,8 +21,17 @@ pub struct Server {
 impl Server {
     /// Spawns the server on `dir` and waits for `/v0/ready`; returns it with the time to ready.
     pub fn start(dir: &Path) -> (Server, Duration) {
+        Server::start_with(dir, None)
+    }
+
+    /// Like [`Server::start`], with a TOML config file.
+    pub fn start_with(dir: &Path, config: Option<&Path>) -> (Server, Duration) {
         let t0 = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_topics"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_topics"));
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .env("RUST_LOG", "warn,topics::app=info")

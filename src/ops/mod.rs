@@ -1,4 +1,7 @@
-//! Process-level operations: signals.
+//! Process-level operations: signals, giving freed memory back, the log writer thread.
+
+pub mod log_pipe;
+pub mod memory;
 
 /// Resolves on SIGTERM or SIGINT.
 /// SIGHUP's default action would kill the process without a drain or a final checkpoint

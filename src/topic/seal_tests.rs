@@ -147,18 +147,6 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Wait until no segment is in flight (the topic swapped it in or dropped it).
-async fn settled(h: &Harness) {
-    let wait = async {
-        while !h.registry.segments_in_flight().is_empty() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    };
-    tokio::time::timeout(HANG, wait)
-        .await
-        .expect("a seal never finished");
-}
-
 async fn start_held() -> (Harness, Unhold, TopicHandle) {
     let fs = Arc::new(HeldFs::default());
     let h = Harness::start_with_fs(temp_dir("seal"), ManualClock::new(1), fs.clone());
@@ -179,7 +167,7 @@ async fn a_topic_keeps_answering_while_its_segment_is_written() {
     let seqs = tokio::time::timeout(HANG, visible_seqs(&t));
     assert_eq!(seqs.await.expect("the read hung"), vec![1, 2, 3, 4, 5, 6]);
     fs.0.release();
-    settled(&h).await;
+    h.seals_settled(&t).await;
     assert_eq!(segment_files(&h.dir).len(), 1, "the segment was swapped in");
     assert_eq!(visible_seqs(&t).await, vec![1, 2, 3, 4, 5, 6]);
     drop(t);
@@ -205,7 +193,7 @@ async fn deletes_and_evictions_during_a_seal_hold_after_the_swap_and_a_restart()
     let expect = vec![8, 9];
     assert_eq!(visible_seqs(&t).await, expect);
     fs.0.release();
-    settled(&h).await;
+    h.seals_settled(&t).await;
     assert_eq!(visible_seqs(&t).await, expect);
     let state = t.state(false).await.unwrap();
     assert_eq!((state.count, state.earliest_seq), (2, 8));
@@ -237,7 +225,7 @@ async fn a_checkpoint_during_a_seal_keeps_its_file_and_recovery_finds_every_reco
         "checkpoint GC collected a segment in flight"
     );
     fs.0.release();
-    settled(&h).await;
+    h.seals_settled(&t).await;
     write(&t, 1).await;
     h.checkpoint().await; // refers to the segment now
     drop(t);

@@ -156,6 +156,22 @@ impl Harness {
         &self.wal
     }
 
+    /// Wait (at most 10 s) until no seal is in flight: seals run in the background, so a
+    /// test that needs a quiet file system (or a swapped-in segment) waits for them. A round
+    /// trip to `t` first: a seal its last write made due has started by the time the actor
+    /// answers its next command.
+    pub async fn seals_settled(&self, t: &super::TopicHandle) {
+        let _ = t.state(false).await;
+        let wait = async {
+            while !self.registry.segments_in_flight().is_empty() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("a seal never finished");
+    }
+
     /// Whether storage has been poisoned by a failed write, sync or rename.
     pub fn poisoned(&self) -> bool {
         self.wal.health().is_poisoned()

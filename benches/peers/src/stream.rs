@@ -120,6 +120,8 @@ pub async fn cmd_load(a: &Args) -> Res<()> {
         "server_cpu_pct": 100.0 * (srv1 - srv0) / wall,
         "client_cpu_pct": 100.0 * (gen1 - gen0) / wall,
         "server_rss_mib": rss,
+        "server_anon_mib": status_mib(&pid, "RssAnon:"),
+        "server_file_mib": status_mib(&pid, "RssFile:"),
         "load1": loadavg1(),
     });
     println!("{line}");
@@ -128,10 +130,16 @@ pub async fn cmd_load(a: &Args) -> Res<()> {
 
 /// Resident set of a process in MiB (`VmRSS` of `/proc/PID/status`).
 fn rss_mib(pid: &str) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// One `/proc/PID/status` memory field in MiB: `RssAnon` is the heap, `RssFile` file-backed
+/// pages (mapped files: page cache the kernel can reclaim).
+fn status_mib(pid: &str, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let l = s.lines().find(|l| l.starts_with(field))?;
             l.split_whitespace().nth(1)?.parse::<f64>().ok()
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)

@@ -86,14 +86,14 @@ fn print_disk(disk: &[&Value]) {
 }
 
 fn print_cells(cells: &BTreeMap<Key, Vec<&Value>>) {
-    println!("| system | op | batch | conns | topics | reps | records/s (median) | range | p50 ms | p99 ms | p99.9 ms | max ms | srv CPU % | gen CPU % | srv RSS MiB | load 1m | failed |");
+    println!("| system | op | batch | conns | topics | reps | records/s (median) | range | p50 ms | p99 ms | p99.9 ms | max ms | srv CPU % | gen CPU % | srv RSS MiB | heap MiB | file-backed MiB | load 1m | failed |");
     println!(
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for ((label, op, batch, conns, topics), rows) in cells {
         let maxes = col(rows, "max_ms").into_iter().fold(0.0, f64::max);
         println!(
-            "| {label} | {op} | {batch} | {conns} | {topics} | {} | {:.0} | {} | {:.3} | {:.2} | {:.2} | {maxes:.1} | {:.0} | {:.0} | {:.0} | {:.2} | {} |",
+            "| {label} | {op} | {batch} | {conns} | {topics} | {} | {:.0} | {} | {:.3} | {:.2} | {:.2} | {maxes:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {} |",
             rows.len(),
             median(col(rows, "records_per_s")),
             range(rows, "records_per_s"),
@@ -103,6 +103,8 @@ fn print_cells(cells: &BTreeMap<Key, Vec<&Value>>) {
             median(col(rows, "server_cpu_pct")),
             median(col(rows, "client_cpu_pct")),
             median(col(rows, "server_rss_mib")),
+            median(col(rows, "server_anon_mib")),
+            median(col(rows, "server_file_mib")),
             median(col(rows, "load1")),
             col(rows, "failed").iter().filter(|x| x.is_finite()).sum::<f64>(),
         );

@@ -241,6 +241,8 @@ async fn checkpoints_that_run_out_of_space_are_skipped_without_poisoning_or_left
         for n in 0..10 {
             acked.insert(write(&t, n).await.unwrap(), data(n));
         }
+        // A seal writing its temp file beside the checkpoint would read as a leftover.
+        h.seals_settled(&t).await;
         let mut skipped = std::collections::BTreeSet::new();
         let mut budget = 0;
         while let Some(at) = checkpoint_with(&h, &fs, budget).await {

@@ -11,6 +11,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
+/// Entry buffers up to this capacity are never shrunk (a steady hot tier of a few thousand
+/// records keeps its buffer instead of reallocating it around each seal).
+const SHRINK_ABOVE: usize = 1 << 15;
+
 #[derive(Debug, Clone)]
 struct Entry {
     rec: Record,
@@ -246,6 +250,17 @@ impl Hot {
         while self.entries.front().is_some_and(|e| !e.live) {
             self.entries.pop_front();
         }
+        self.shrink();
+    }
+
+    /// Give back the entry buffer's memory once it is mostly empty. After recovery replays a
+    /// long WAL tail the hot tier may have grown to millions of entries; sealing empties it,
+    /// but a `VecDeque` keeps its capacity (hundreds of MiB) until told otherwise.
+    fn shrink(&mut self) {
+        let (len, cap) = (self.entries.len(), self.entries.capacity());
+        if cap > SHRINK_ABOVE && len < cap / 4 {
+            self.entries.shrink_to(len * 2);
+        }
     }
 }
 
@@ -315,6 +330,41 @@ mod tests {
         let ev = s.evict_front_while(|_, st| st.bytes() > 2);
         assert_eq!(ev.max_seq, 3);
         assert_eq!(live(&s), vec![4]);
+    }
+
+    #[test]
+    fn emptying_a_large_hot_tier_gives_its_buffer_back() {
+        let n = 4 * SHRINK_ABOVE as u64;
+        let mut s = Hot::default();
+        for seq in 1..=n {
+            s.push(rec(seq, None));
+        }
+        assert!(s.entries.capacity() >= n as usize);
+        assert_eq!(s.remove_through(n - 10).len(), n as usize - 10);
+        assert_eq!(live(&s), ((n - 9)..=n).collect::<Vec<_>>());
+        assert!(
+            s.entries.capacity() <= SHRINK_ABOVE,
+            "capacity {} kept after the tier emptied",
+            s.entries.capacity()
+        );
+        let ev = s.evict_front_while(|_, _| true);
+        assert_eq!((ev.records, s.count(), s.bytes()), (10, 0, 0));
+    }
+
+    #[test]
+    fn remove_through_reports_live_entries_and_keeps_the_tag_index_exact() {
+        let mut s = store(&[Some("t"), Some("u"), Some("t"), Some("t")]);
+        s.delete_seq(2);
+        assert_eq!(s.remove_through(3), vec![1, 3]);
+        assert_eq!(live(&s), vec![4]);
+        assert_eq!(
+            s.tags
+                .get("t")
+                .map(|d| d.iter().copied().collect::<Vec<_>>()),
+            Some(vec![4])
+        );
+        assert!(!s.tags.contains_key("u"));
+        assert_eq!(s.live_prefix(10, u64::MAX).len(), 1);
     }
 
     #[test]

@@ -157,6 +157,8 @@ pub struct Server {
     /// When set, only `args` and `envs` are passed (no `--listen`/`--data-dir`/`--config`).
     raw: bool,
     logs: Arc<Mutex<Vec<String>>>,
+    /// When the last stderr line arrived (see `logs`).
+    last_line: Arc<Mutex<Option<Instant>>>,
     /// The thread copying the running process's stderr into `logs`: joined once the process
     /// exited, so every line it wrote is in `logs` before a test reads them.
     log_reader: Option<std::thread::JoinHandle<()>>,
@@ -196,6 +198,7 @@ impl Server {
             envs: Vec::new(),
             raw: false,
             logs: Arc::default(),
+            last_line: Arc::default(),
             log_reader: None,
             _tmp: None,
         };
@@ -218,6 +221,7 @@ impl Server {
                 .collect(),
             raw: true,
             logs: Arc::default(),
+            last_line: Arc::default(),
             log_reader: None,
             _tmp: None,
         };
@@ -291,6 +295,7 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let logs = Arc::clone(&self.logs);
+        let last_line = Arc::clone(&self.last_line);
         let generation = self.logs.lock().unwrap().len();
         self.log_reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -300,6 +305,7 @@ impl Server {
                     let _ = tx.send(addr);
                 }
                 logs.lock().unwrap().push(line);
+                *last_line.lock().unwrap() = Some(Instant::now());
             }
         }));
         self.child = Some(child);
@@ -357,8 +363,20 @@ impl Server {
         self.logs.lock().unwrap()[from..].join("\n")
     }
 
-    /// Every stderr line logged so far (across restarts).
+    /// Every stderr line so far (across restarts), once the log has been quiet for a moment: the server writes
+    /// its log from a thread of its own a few milliseconds after the event, so a line about
+    /// something the test just saw over HTTP may still be on its way.
     pub fn logs(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let quiet = Duration::from_millis(50);
+        let busy = || {
+            let last = *self.last_line.lock().unwrap();
+            last.is_some_and(|t| t.elapsed() < quiet)
+        };
+        std::thread::sleep(quiet);
+        while busy() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.logs.lock().unwrap().clone()
     }
 
