@@ -132,8 +132,8 @@ impl Running {
         ));
         let periodic = tokio::spawn(checkpointer.clone().run_periodically(schedule(config)));
         let hot = registry.clone();
-        tokio::spawn(crate::ops::memory::trim_when_hot_shrinks(move || {
-            hot.hot_bytes()
+        tokio::spawn(crate::ops::memory::trim_when_memory_shrinks(move || {
+            hot.memory_signal()
         }));
         state.set_routers(routers.clone());
         state.set_queues(queues);

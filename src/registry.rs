@@ -79,10 +79,18 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Estimated RAM of every topic's hot tier (what `storage.hot_budget_bytes` bounds).
-    pub fn hot_bytes(&self) -> u64 {
-        self.ctx
+    /// What the heap-trim watcher follows: the estimated RAM of every sealable topic's hot
+    /// tier (what `storage.hot_budget_bytes` bounds) plus the live payload of all topics
+    /// (which covers `ephemeral` topics, held in RAM only). A large drop of either means
+    /// freed heap.
+    pub fn memory_signal(&self) -> u64 {
+        let hot = self
+            .ctx
             .hot_total
+            .load(std::sync::atomic::Ordering::Relaxed);
+        hot + self
+            .ctx
+            .total_bytes
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 

@@ -27,7 +27,10 @@ impl Server {
     /// Like [`Server::start`], with a TOML config file.
     pub fn start_with(dir: &Path, config: Option<&Path>) -> (Server, Duration) {
         let t0 = Instant::now();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_topics"));
+        // TOPICS_BIN runs another build (an older commit, for a before/after).
+        let bin =
+            std::env::var("TOPICS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_topics").into());
+        let mut cmd = Command::new(bin);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }

@@ -1,8 +1,10 @@
 //! Handing freed heap back to the kernel. glibc keeps memory freed inside its arenas for
 //! reuse; after a topic seals a long recovered WAL tail (millions of small record allocations
 //! freed within a second or two) the process would stay that large indefinitely: 300 MiB
-//! resident for a 35 MiB live heap after 3M records. A watcher trims the heap whenever the
-//! hot tiers together shrank by `TRIM_AFTER_FREED` since the last trim.
+//! resident for a 35 MiB live heap after 3M records; the same after an `ephemeral` topic with
+//! millions of records is deleted or expires. A watcher trims the heap whenever what the
+//! topics hold in RAM (`Registry::memory_signal`) shrank by `TRIM_AFTER_FREED` since the last
+//! trim.
 
 use std::time::Duration;
 
@@ -10,8 +12,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Smaller drops are normal churn (a seal frees a few MiB) and are reused soon anyway.
 const TRIM_AFTER_FREED: u64 = 64 << 20;
 
-/// Runs until its task is dropped; `hot` reads the hot tiers' estimated total.
-pub async fn trim_when_hot_shrinks(hot: impl Fn() -> u64 + Send + 'static) {
+/// Runs until its task is dropped; `hot` reads the memory signal.
+pub async fn trim_when_memory_shrinks(hot: impl Fn() -> u64 + Send + 'static) {
     watch(hot, trim).await
 }
 

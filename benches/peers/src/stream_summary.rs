@@ -70,7 +70,7 @@ fn print_disk(disk: &[&Value]) {
         println!();
         println!("| disk: 4 KiB write + fdatasync, QD1 | reps | IOPS (median) | p50 ms | p99 ms |");
         println!("|---|---:|---:|---:|---:|");
-        for mode in ["append", "preallocated"] {
+        for mode in ["append", "fallocated", "preallocated"] {
             let rows: Vec<&Value> = disk.iter().copied().filter(|l| l["mode"] == mode).collect();
             if !rows.is_empty() {
                 println!(
