@@ -46,6 +46,22 @@ struct Tally {
     lat_us: Vec<u32>,
 }
 
+/// Wait for every connection's task and add up what they counted.
+async fn join(tasks: Vec<tokio::task::JoinHandle<Res<Tally>>>) -> Res<Tally> {
+    let mut total = Tally {
+        ok: 0,
+        failed: 0,
+        lat_us: Vec::new(),
+    };
+    for t in tasks {
+        let t = t.await??;
+        total.ok += t.ok;
+        total.failed += t.failed;
+        total.lat_us.extend(t.lat_us);
+    }
+    Ok(total)
+}
+
 pub struct Cell {
     system: String,
     op: String,
@@ -361,18 +377,7 @@ async fn drive(cell: &Cell, work: Work) -> Res<Tally> {
             connection(sock, &system, batch, work, deadline, i as u64).await
         }));
     }
-    let mut total = Tally {
-        ok: 0,
-        failed: 0,
-        lat_us: Vec::new(),
-    };
-    for t in tasks {
-        let t = t.await??;
-        total.ok += t.ok;
-        total.failed += t.failed;
-        total.lat_us.extend(t.lat_us);
-    }
-    Ok(total)
+    join(tasks).await
 }
 
 async fn connection(
@@ -497,17 +502,7 @@ async fn nats_publish(cell: &Cell) -> Res<Tally> {
             Ok::<_, crate::BoxErr>(t)
         }));
     }
-    let mut total = Tally {
-        ok: 0,
-        failed: 0,
-        lat_us: Vec::new(),
-    };
-    for t in tasks {
-        let t = t.await??;
-        total.ok += t.ok;
-        total.failed += t.failed;
-        total.lat_us.extend(t.lat_us);
-    }
+    let total = join(tasks).await?;
     let _ = js.delete_stream(&stream).await;
     Ok(total)
 }

@@ -107,6 +107,10 @@ pub async fn workload(h: &Harness) -> Outcome {
         let Some(last) = write_step(&t, step, &mut n, &mut out).await else {
             break;
         };
+        // Seals run in the background; letting each finish keeps the order of file-system
+        // operations the same in every run, so a cut chosen from the probe run lands on the
+        // same operation (`seal_tests.rs` covers seals overlapping other work).
+        h.seals_settled(&t).await;
         if step % 7 == 6 && !delete_tag_x(&t, &mut out).await {
             break;
         }
