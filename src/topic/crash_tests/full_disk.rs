@@ -137,6 +137,9 @@ async fn disk_writes_acknowledged_as_the_disk_fills_are_written_once_space_is_fr
         fs.set_space(Some(0));
         let last = acked.values().last().unwrap().clone();
         assert!(!h.poisoned());
+        // A seal still writing has its temp file in place; once it has failed for lack of
+        // space, nothing of it may be left.
+        h.seals_settled(&t).await;
         let left = temp_files(&h.dir);
         assert!(left.is_empty(), "seals that ran out of space left {left:?}");
         if h.wal().health().is_full() {
