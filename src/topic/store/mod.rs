@@ -264,17 +264,25 @@ impl Store {
     /// (they are no longer live in the hot tier). Returns whether anything in it is still
     /// live; if not, it is left out and its file is garbage for the next checkpoint.
     pub fn attach_sealed(&mut self, seg: Segment, gen: u32) -> bool {
+        let before = self.hot.bytes();
         let live = self.hot.remove_through(seg.last_seq());
-        let entries = (0..seg.len()).map(|i| seg.entry(i));
-        let total: u64 = entries.clone().map(|e| e.payload).sum();
-        let dead: Vec<u64> = entries
-            .map(|e| e.seq)
-            .filter(|q| live.binary_search(q).is_err())
-            .collect();
-        let mut s = Sealed::new(seg, total, gen);
-        for seq in dead {
-            s.delete(seq);
-        }
+        let payload = |seg: &Segment| (0..seg.len()).map(|i| seg.entry(i).payload).sum::<u64>();
+        let s = if live.len() == seg.len() {
+            // Nothing was removed meanwhile (the usual case): no walk over the segment's index.
+            debug_assert_eq!(before - self.hot.bytes(), payload(&seg));
+            Sealed::new(seg, before - self.hot.bytes(), gen)
+        } else {
+            let dead: Vec<u64> = (0..seg.len())
+                .map(|i| seg.entry(i).seq)
+                .filter(|q| live.binary_search(q).is_err())
+                .collect();
+            let total = payload(&seg);
+            let mut s = Sealed::new(seg, total, gen);
+            for seq in dead {
+                s.delete(seq);
+            }
+            s
+        };
         debug_assert_eq!(s.live_count, live.len() as u64);
         if s.exhausted() {
             return false;
