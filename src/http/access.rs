@@ -84,9 +84,21 @@ impl Entry {
                 Some(k) => k.iter().map(|b| format!("{b:02x}")).collect(),
                 None => "-".to_string(),
             };
-            tracing::info!(target: "access", id = %self.id, method = %self.method,
-                path = %redacted(&self.uri), status = resp.status().as_u16(), bytes,
-                ms = format!("{ms:.3}"), key, "request");
+            let (path, ms) = (redacted(&self.uri), format!("{ms:.3}"));
+            let status = resp.status().as_u16();
+            let line = super::access_line::Line {
+                id: &self.id,
+                method: self.method.as_str(),
+                path: &path,
+                status,
+                bytes,
+                ms: &ms,
+                key: &key,
+            };
+            if !super::access_line::try_write(&line) {
+                tracing::info!(target: "access", id = %self.id, method = %self.method,
+                    path = %path, status, bytes, ms, key, "request");
+            }
         }
         resp
     }

@@ -3,6 +3,7 @@
 //! touch storage.
 
 pub mod access;
+pub mod access_line;
 pub mod auth;
 mod body;
 pub mod caps;

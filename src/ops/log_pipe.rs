@@ -46,6 +46,22 @@ pub fn flush() {
     }
 }
 
+/// Queue one complete line (a log line formatted elsewhere: the access line).
+pub fn write_line(line: Vec<u8>) {
+    match PIPE.get() {
+        Some(tx) => {
+            if let Err(e) = tx.send(Msg::Line(line)) {
+                if let Msg::Line(l) = e.0 {
+                    let _ = std::io::stderr().write_all(&l);
+                }
+            }
+        }
+        None => {
+            let _ = std::io::stderr().write_all(&line);
+        }
+    }
+}
+
 /// The `tracing` writer: one formatted event per `write`.
 pub struct PipeWriter;
 
