@@ -80,9 +80,10 @@ impl Entry {
                 .get(axum::http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            let key = match self.key {
-                Some(k) => k.iter().map(|b| format!("{b:02x}")).collect(),
-                None => "-".to_string(),
+            let mut hex = [0u8; 8];
+            let key = match &self.key {
+                Some(k) => hex8(k, &mut hex),
+                None => "-",
             };
             let (path, ms) = (redacted(&self.uri), format!("{ms:.3}"));
             let status = resp.status().as_u16();
@@ -93,7 +94,7 @@ impl Entry {
                 status,
                 bytes,
                 ms: &ms,
-                key: &key,
+                key,
             };
             if !super::access_line::try_write(&line) {
                 tracing::info!(target: "access", id = %self.id, method = %self.method,
@@ -105,9 +106,9 @@ impl Entry {
 }
 
 /// The path and query, with the value of every `token` parameter replaced by `REDACTED`.
-fn redacted(uri: &Uri) -> String {
+fn redacted(uri: &Uri) -> std::borrow::Cow<'_, str> {
     let Some(q) = uri.query() else {
-        return uri.path().to_string();
+        return uri.path().into();
     };
     let parts: Vec<String> = q
         .split('&')
@@ -116,7 +117,17 @@ fn redacted(uri: &Uri) -> String {
             _ => p.to_string(),
         })
         .collect();
-    format!("{}?{}", uri.path(), parts.join("&"))
+    format!("{}?{}", uri.path(), parts.join("&")).into()
+}
+
+/// The key fingerprint as 8 lowercase hex digits, without allocating.
+fn hex8<'a>(k: &[u8; 4], out: &'a mut [u8; 8]) -> &'a str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in k.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    std::str::from_utf8(out).unwrap_or("-")
 }
 
 /// Routes grouped for the request metrics (bounded label values).
@@ -273,5 +284,14 @@ mod tests {
         h.insert("x-request-id", HeaderValue::from_static("has space"));
         assert_ne!(request_id(&h), "has space");
         assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn key_fingerprints_are_eight_lowercase_hex_digits() {
+        let mut out = [0u8; 8];
+        assert_eq!(hex8(&[0x0b, 0x3f, 0xa9, 0xc1], &mut out), "0b3fa9c1");
+        assert_eq!(hex8(&[0, 0xff, 0x10, 0x01], &mut out), "00ff1001");
+        let u: Uri = "/v0/topics/t".parse().unwrap();
+        assert_eq!(redacted(&u), "/v0/topics/t");
     }
 }

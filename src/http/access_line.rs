@@ -53,7 +53,15 @@ fn format(out: &mut Vec<u8>, now: SystemTime, l: &Line) {
     out.extend_from_slice(b" path=");
     out.extend_from_slice(l.path.as_bytes());
     out.extend_from_slice(b" status=");
-    out.extend_from_slice(l.status.to_string().as_bytes());
+    match l.status {
+        // An HTTP status is three digits; anything else is written the slow way.
+        100..=999 => out.extend_from_slice(&[
+            b'0' + (l.status / 100) as u8,
+            b'0' + (l.status / 10 % 10) as u8,
+            b'0' + (l.status % 10) as u8,
+        ]),
+        s => out.extend_from_slice(s.to_string().as_bytes()),
+    }
     out.extend_from_slice(b" bytes=");
     quoted(out, l.bytes);
     out.extend_from_slice(b" ms=");
