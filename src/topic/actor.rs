@@ -60,6 +60,8 @@ pub(super) struct Actor {
     pub hot_reported: u64,
     /// The segment being written for this topic, if any.
     pub seal_inflight: super::seal::SealInFlight,
+    /// Hot records and bytes beyond which a write waits for the seal in flight.
+    pub seal_backlog: super::seal::Backlog,
     /// Set when a seal found the disk full: no new attempt before then.
     pub seal_retry_at: Option<std::time::Instant>,
     /// Publishes the visible head; long-polls wait on it. Dropped when the topic dies.
@@ -98,6 +100,7 @@ impl Actor {
         let reserve_ahead = ctx.seq_reserve_ahead;
         ctx.total_bytes
             .fetch_add(rec.store.bytes(), Ordering::Relaxed);
+        let seal_backlog = super::seal::Backlog::new(rec.store.hot_count(), rec.store.hot_bytes());
         let actor = Actor {
             id: rec.id,
             name: Arc::from(rec.name),
@@ -125,6 +128,7 @@ impl Actor {
             last_consumed_ts: None,
             hot_reported: 0,
             seal_inflight: None,
+            seal_backlog,
             seal_retry_at: None,
             head_tx,
             mailbox,
@@ -164,6 +168,9 @@ impl Actor {
                 }
                 Event::Cmd(None) => return self.fail_pending(TopicError::Gone),
                 Event::Cmd(Some(cmd)) => {
+                    if matches!(cmd, Command::Append { .. } | Command::Holes { .. }) {
+                        self.wait_for_seal_backlog().await;
+                    }
                     self.apply_retention();
                     let flow = self.handle(cmd).await;
                     self.apply_retention();

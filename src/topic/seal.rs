@@ -60,6 +60,41 @@ pub const SEALS_AT_ONCE: usize = 16;
 const SEAL_MAX_RECORDS: usize = 65_536;
 const SEAL_MAX_BYTES: u64 = 32 << 20;
 
+/// Backpressure for a topic whose writes outrun its seals (only one seal per topic runs at a
+/// time): past `records` hot records or `bytes` hot payload, the topic waits for the seal in
+/// flight before it handles the next write — and meanwhile handles nothing else, as it did
+/// for every seal when sealing was inline; this happens only while writes outrun sealing.
+/// The limits start at what recovery left hot (a recovered backlog drains in the background
+/// without holding anything up) and only come down as seals drain it, to two batches' worth
+/// at least.
+#[derive(Debug, Clone, Copy)]
+pub struct Backlog {
+    records: u64,
+    bytes: u64,
+}
+
+impl Backlog {
+    const MIN_RECORDS: u64 = 2 * SEAL_MAX_RECORDS as u64;
+    const MIN_BYTES: u64 = 2 * SEAL_MAX_BYTES;
+
+    pub fn new(hot_records: u64, hot_bytes: u64) -> Backlog {
+        Backlog {
+            records: hot_records.max(Self::MIN_RECORDS),
+            bytes: hot_bytes.max(Self::MIN_BYTES),
+        }
+    }
+
+    fn exceeded(&self, hot_records: u64, hot_bytes: u64) -> bool {
+        hot_records >= self.records || hot_bytes >= self.bytes
+    }
+
+    /// After a seal: the limits follow the hot tier down, never up.
+    fn drained_to(&mut self, hot_records: u64, hot_bytes: u64) {
+        self.records = self.records.min(hot_records).max(Self::MIN_RECORDS);
+        self.bytes = self.bytes.min(hot_bytes).max(Self::MIN_BYTES);
+    }
+}
+
 /// Segment files being written, across all topics (at most `SEALS_AT_ONCE`). Checkpoint GC
 /// leaves these alone: such a file is complete on disk before any snapshot refers to it.
 #[derive(Debug, Default)]
@@ -215,9 +250,25 @@ impl Actor {
                 self.seal_retry_at = None;
             }
         }
+        let (n, b) = (self.store.hot_count(), self.store.hot_bytes());
+        self.seal_backlog.drained_to(n, b);
         // Only now may GC see the file as unreferenced-unless-in-an-image.
         drop(done.ticket);
         self.report_hot();
+    }
+
+    /// Before a write: while the hot tier is past its backlog limits and a seal is in flight,
+    /// wait for that seal (and start the next), so memory stays bounded when writes outrun
+    /// sealing.
+    pub(super) async fn wait_for_seal_backlog(&mut self) {
+        while self.seal_inflight.is_some()
+            && self
+                .seal_backlog
+                .exceeded(self.store.hot_count(), self.store.hot_bytes())
+        {
+            self.settle_seal().await;
+            self.maybe_seal();
+        }
     }
 
     /// Wait for the in-flight seal and swap it in (or handle its failure), starting no other.

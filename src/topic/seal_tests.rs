@@ -234,3 +234,34 @@ async fn a_checkpoint_during_a_seal_keeps_its_file_and_recovery_finds_every_reco
     assert_eq!(visible_seqs(&t).await, vec![1, 2, 3, 4, 5]);
     let _ = std::fs::remove_dir_all(&h.dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_outrun_sealing_wait_for_the_seal_in_flight() {
+    let (h, fs, t) = start_held().await;
+    fs.0.arm();
+    write(&t, 4).await;
+    fs.0.wait_holding();
+    // Up to two batches' worth (131,072 records) the topic takes writes while its seal is
+    // stuck; past that a write waits for the seal (memory stays bounded).
+    let mut hot = 4;
+    while hot < 2 * 65_536 {
+        write(&t, 1000).await;
+        hot += 1000;
+    }
+    let t2 = t.clone();
+    let mut blocked = tokio::spawn(async move { write(&t2, 1).await });
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut blocked).await;
+    assert!(
+        early.is_err(),
+        "a write past the backlog limit did not wait"
+    );
+    fs.0.release();
+    tokio::time::timeout(HANG, blocked)
+        .await
+        .expect("the write never went on after the seal")
+        .unwrap();
+    h.seals_settled(&t).await;
+    assert_eq!(t.state(false).await.unwrap().count, hot + 1);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&h.dir);
+}
