@@ -77,10 +77,15 @@ impl Backlog {
     const MIN_RECORDS: u64 = 2 * SEAL_MAX_RECORDS as u64;
     const MIN_BYTES: u64 = 2 * SEAL_MAX_BYTES;
 
+    /// One batch of headroom above what is hot: writes wait only once they, not an earlier
+    /// backlog, have outrun the seals by a batch.
+    const HEADROOM_RECORDS: u64 = SEAL_MAX_RECORDS as u64;
+    const HEADROOM_BYTES: u64 = SEAL_MAX_BYTES;
+
     pub fn new(hot_records: u64, hot_bytes: u64) -> Backlog {
         Backlog {
-            records: hot_records.max(Self::MIN_RECORDS),
-            bytes: hot_bytes.max(Self::MIN_BYTES),
+            records: (hot_records + Self::HEADROOM_RECORDS).max(Self::MIN_RECORDS),
+            bytes: (hot_bytes + Self::HEADROOM_BYTES).max(Self::MIN_BYTES),
         }
     }
 
@@ -88,10 +93,13 @@ impl Backlog {
         hot_records >= self.records || hot_bytes >= self.bytes
     }
 
-    /// After a seal: the limits follow the hot tier down, never up.
+    /// After a seal: the limits follow the hot tier down (keeping a batch of headroom), never
+    /// up.
     fn drained_to(&mut self, hot_records: u64, hot_bytes: u64) {
-        self.records = self.records.min(hot_records).max(Self::MIN_RECORDS);
-        self.bytes = self.bytes.min(hot_bytes).max(Self::MIN_BYTES);
+        let records = hot_records + Self::HEADROOM_RECORDS;
+        let bytes = hot_bytes + Self::HEADROOM_BYTES;
+        self.records = self.records.min(records).max(Self::MIN_RECORDS);
+        self.bytes = self.bytes.min(bytes).max(Self::MIN_BYTES);
     }
 }
 
@@ -319,6 +327,24 @@ impl Drop for Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recovered_backlog_drains_without_holding_writes_and_new_growth_waits() {
+        let batch = SEAL_MAX_RECORDS as u64;
+        let mut b = Backlog::new(3_000_000, 0);
+        // A few writes on top of the recovered backlog do not wait.
+        assert!(!b.exceeded(3_000_010, 0));
+        // Each seal takes a batch; the limit follows with a batch of headroom.
+        b.drained_to(3_000_010 - batch, 0);
+        assert!(!b.exceeded(3_000_020 - batch, 0));
+        // Writes that outrun the seals by a batch wait.
+        assert!(b.exceeded(3_000_010 + batch, 0));
+        // Drained: back to two batches' worth.
+        b.drained_to(1000, 0);
+        assert!(!b.exceeded(2 * batch - 1, 0));
+        assert!(b.exceeded(2 * batch, 0));
+        assert!(Backlog::new(0, 0).exceeded(0, 2 * SEAL_MAX_BYTES));
+    }
 
     #[test]
     fn the_sealer_admits_a_bounded_number_of_distinct_files() {
