@@ -46,19 +46,19 @@ pub fn flush() {
     }
 }
 
-/// Queue one complete line (a log line formatted elsewhere: the access line).
+/// Queue one complete line. With no writer thread (not started, or gone) it is written
+/// directly. A closed stderr never fails the caller: the process keeps serving when its log
+/// pipe is gone.
 pub fn write_line(line: Vec<u8>) {
-    match PIPE.get() {
-        Some(tx) => {
-            if let Err(e) = tx.send(Msg::Line(line)) {
-                if let Msg::Line(l) = e.0 {
-                    let _ = std::io::stderr().write_all(&l);
-                }
-            }
-        }
-        None => {
-            let _ = std::io::stderr().write_all(&line);
-        }
+    let unsent = match PIPE.get() {
+        Some(tx) => match tx.send(Msg::Line(line)) {
+            Ok(()) => return,
+            Err(e) => e.0,
+        },
+        None => Msg::Line(line),
+    };
+    if let Msg::Line(l) = unsent {
+        let _ = std::io::stderr().write_all(&l);
     }
 }
 
@@ -67,14 +67,7 @@ pub struct PipeWriter;
 
 impl Write for PipeWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match PIPE.get() {
-            Some(tx) if tx.send(Msg::Line(buf.to_vec())).is_ok() => {}
-            // No writer thread (not started, or gone): write directly. A closed stderr must
-            // not fail the caller (the process keeps serving when its log pipe is gone).
-            _ => {
-                let _ = std::io::stderr().write_all(buf);
-            }
-        }
+        write_line(buf.to_vec());
         Ok(buf.len())
     }
 

@@ -1,10 +1,9 @@
 //! Checkpoints at the actor level: WAL truncation, replay of only the tail, fallback to the
 //! previous snapshot, and state that only a snapshot can carry (floors, idempotency, deletes).
 
-use super::testkit::{temp_dir, visible_seqs, Harness};
+use super::testkit::{draft, temp_dir, visible_seqs, Harness};
 use super::{AppendRequest, DeleteRequest, TopicHandle};
 use crate::clock::ManualClock;
-use crate::model::record::RecordDraft;
 use crate::model::topic_config::{Durability, TopicConfig};
 use bytes::Bytes;
 
@@ -18,13 +17,7 @@ fn fsync() -> TopicConfig {
 
 async fn write(t: &TopicHandle, n: usize, key: Option<&str>) -> u64 {
     let records = (0..n)
-        .map(|i| RecordDraft {
-            node: None,
-            tag: Some("x".into()),
-            data: Bytes::from(i.to_string()),
-            meta: None,
-            hops: 0,
-        })
+        .map(|i| draft(Some("x"), Bytes::from(i.to_string())))
         .collect();
     let req = AppendRequest {
         records,

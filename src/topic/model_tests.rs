@@ -3,16 +3,14 @@
 //! a tombstone range it was given or was voluntarily deleted — never silently missing, never
 //! delivered after its delete — and without retention no tombstone ever appears.
 
-use super::testkit::{temp_dir, Harness};
+use super::testkit::{draft, temp_dir, Harness};
 use super::{AppendRequest, DeleteRequest, ReadRequest};
 use crate::clock::ManualClock;
 use crate::model::predicate::TagPredicate;
-use crate::model::record::RecordDraft;
 use crate::model::topic_config::{Durability, TopicConfig};
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 const TOPIC: &str = "p";
 const TAGS: [&str; 3] = ["a:1", "a:2", "b"];
@@ -66,16 +64,6 @@ struct Model {
     head: u64,
     counter: u64,
     readers: [u64; 3],
-}
-
-fn draft(tag: Option<&'static str>, data: Bytes) -> RecordDraft {
-    RecordDraft {
-        node: None,
-        tag: tag.map(Arc::from),
-        data,
-        meta: None,
-        hops: 0,
-    }
 }
 
 impl Model {

@@ -189,17 +189,19 @@ impl Actor {
         let Some(dir) = self.ctx.segments_dir.clone() else {
             return;
         };
-        let records = self.store.seal_batch(SEAL_MAX_RECORDS, SEAL_MAX_BYTES);
-        let Some(first) = records.first() else {
+        let Some(first) = self.store.hot_first_seq() else {
             return;
         };
         let (id, gen) = (self.id, self.ctx.wal.boot());
         // A topic that finds no slot keeps its hot tier a little longer and tries again
-        // after its next event.
-        let file = segment::file_name(id, first.seq, gen);
+        // after its next event (before copying anything out: in a seal storm that is most
+        // events of most topics).
+        let file = segment::file_name(id, first, gen);
         let Some(ticket) = SealTicket::try_acquire(&self.ctx, file) else {
             return;
         };
+        let records = self.store.seal_batch(SEAL_MAX_RECORDS, SEAL_MAX_BYTES);
+        debug_assert_eq!(records.first().map(|r| r.seq), Some(first));
         let (tx, rx) = oneshot::channel();
         let fs = self.ctx.fs.clone();
         tokio::task::spawn_blocking(move || {

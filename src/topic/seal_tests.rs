@@ -2,11 +2,10 @@
 //! and evictions made meanwhile hold after the swap and after a restart, and a checkpoint
 //! taken while a segment is in flight neither refers to it nor collects its file.
 
-use super::testkit::{temp_dir, visible_seqs, Harness};
+use super::testkit::{draft, temp_dir, visible_seqs, Harness};
 use super::{AppendRequest, DeleteRequest, TopicHandle};
 use crate::clock::ManualClock;
 use crate::model::predicate::TagPredicate;
-use crate::model::record::RecordDraft;
 use crate::model::topic_config::{Durability, TopicConfig};
 use crate::storage::fs::{AppendFile, Fs, RealFs};
 use bytes::Bytes;
@@ -117,12 +116,11 @@ fn config(cap_records: u64) -> TopicConfig {
 /// Write `n` records tagged "a" (odd seqs of a fresh topic) and "b" (even ones).
 async fn write(t: &TopicHandle, n: u64) {
     let records = (0..n)
-        .map(|i| RecordDraft {
-            node: None,
-            tag: Some(if i % 2 == 0 { "a" } else { "b" }.into()),
-            data: Bytes::from(i.to_string()),
-            meta: None,
-            hops: 0,
+        .map(|i| {
+            draft(
+                Some(if i % 2 == 0 { "a" } else { "b" }),
+                Bytes::from(i.to_string()),
+            )
         })
         .collect();
     let req = AppendRequest {

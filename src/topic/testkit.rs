@@ -30,6 +30,17 @@ pub async fn visible_seqs(t: &super::TopicHandle) -> Vec<u64> {
     result.records.iter().map(|r| r.seq).collect()
 }
 
+/// A record draft with `data` and an optional tag, nothing else (what most tests write).
+pub fn draft(tag: Option<&str>, data: bytes::Bytes) -> crate::model::record::RecordDraft {
+    crate::model::record::RecordDraft {
+        node: None,
+        tag: tag.map(std::sync::Arc::from),
+        data,
+        meta: None,
+        hops: 0,
+    }
+}
+
 pub struct Harness {
     pub dir: PathBuf,
     pub clock: Arc<ManualClock>,

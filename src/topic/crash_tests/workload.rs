@@ -2,13 +2,11 @@
 //! deletes, seals and checkpoints, in WAL files small enough to rotate by size as well.
 
 use crate::model::predicate::TagPredicate;
-use crate::model::record::RecordDraft;
 use crate::model::topic_config::{Durability, TopicConfig};
-use crate::topic::testkit::Harness;
+use crate::topic::testkit::{draft, Harness};
 use crate::topic::{AppendRequest, DeleteRequest, ReadRequest, TopicHandle};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 #[derive(Default)]
 pub struct Outcome {
@@ -46,17 +44,8 @@ async fn write_step(t: &TopicHandle, step: u64, n: &mut u64, out: &mut Outcome) 
         })
         .collect();
     out.attempted.extend(datas.iter().cloned());
-    let tag: Arc<str> = Arc::from(if step.is_multiple_of(3) { "x" } else { "y" });
-    let records = datas
-        .iter()
-        .map(|d| RecordDraft {
-            node: None,
-            tag: Some(tag.clone()),
-            data: d.clone(),
-            meta: None,
-            hops: 0,
-        })
-        .collect();
+    let tag = if step.is_multiple_of(3) { "x" } else { "y" };
+    let records = datas.iter().map(|d| draft(Some(tag), d.clone())).collect();
     let req = AppendRequest {
         records,
         idempotency_key: None,

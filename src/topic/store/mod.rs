@@ -102,6 +102,11 @@ impl Store {
         self.hot.oldest_ts()
     }
 
+    /// The oldest live hot seq: where the next segment starts (the hot front is live).
+    pub fn hot_first_seq(&self) -> Option<u64> {
+        self.hot.front().map(|r| r.seq)
+    }
+
     pub fn first_live_seq(&self) -> Option<u64> {
         self.front_view().map(|v| v.seq)
     }
