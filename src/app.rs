@@ -137,6 +137,7 @@ impl Running {
         }));
         state.set_routers(routers.clone());
         state.set_queues(queues);
+        state.set_checkpointer(checkpointer.clone());
         state.set_ready(registry.clone());
         tracing::info!(topics = registry.len(), "ready");
         crate::ops::systemd::ready(registry.len());

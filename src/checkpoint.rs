@@ -8,6 +8,7 @@
 //! on top of the snapshot, and every frame kind is idempotent under replay, so effects that
 //! are in both are applied once.
 
+use crate::backup::pins::{PinGuard, Pins};
 use crate::registry::Registry;
 use crate::storage::fs::is_no_space;
 use crate::storage::fs::Fs;
@@ -38,6 +39,26 @@ pub struct Checkpointer {
     fs: Arc<dyn Fs>,
     /// Segment files the previous snapshot referred to (a fallback to it needs them).
     prev_segments: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// Snapshots and segments online backups are still reading (GC keeps them).
+    pins: Arc<Pins>,
+}
+
+/// A checkpoint taken for an online backup: snapshot `number` and every segment it refers to
+/// stay on disk until `guard` is dropped.
+#[derive(Debug)]
+pub struct BackupPoint {
+    pub number: u64,
+    pub barrier: Barrier,
+    /// The boot before this one (named in WAL sync marks).
+    pub prev_boot: u32,
+    pub guard: PinGuard,
+}
+
+/// Why a checkpoint failed; `no_space`: it was only skipped (nothing was poisoned).
+#[derive(Debug)]
+pub struct Failed {
+    pub message: String,
+    pub no_space: bool,
 }
 
 /// When to checkpoint (config `[storage]`).
@@ -73,11 +94,46 @@ impl Checkpointer {
             data_dir,
             next_number: Arc::new(tokio::sync::Mutex::new(prev.number + 1)),
             prev_segments: Arc::new(std::sync::Mutex::new(prev.segments)),
+            pins: Arc::default(),
         }
     }
 
     /// Take one checkpoint. `exact`: the server is stopping, so heads are final.
     pub async fn run(&self, exact: bool) -> Result<u64, String> {
+        match self.take(exact, false).await {
+            Ok((n, _)) => Ok(n),
+            Err(f) => Err(f.message),
+        }
+    }
+
+    /// A checkpoint whose snapshot and segments are pinned for a backup to read.
+    pub async fn run_for_backup(&self) -> Result<BackupPoint, Failed> {
+        let (number, guard) = self.take(false, true).await?;
+        let guard = guard.ok_or_else(|| Failed {
+            message: "checkpoint pinned nothing".into(),
+            no_space: false,
+        })?;
+        let dir = snapshot::dir(&self.data_dir);
+        let barrier = tokio::task::spawn_blocking(move || snapshot::load(&dir, number))
+            .await
+            .ok()
+            .flatten()
+            .map(|s| s.barrier)
+            .ok_or_else(|| Failed {
+                message: format!("snapshot {number} cannot be read back"),
+                no_space: false,
+            })?;
+        Ok(BackupPoint {
+            number,
+            barrier,
+            prev_boot: self.wal.prev_boot(),
+            guard,
+        })
+    }
+
+    /// The checkpoint itself; with `pin`, its snapshot and segments are pinned before the
+    /// snapshot-number lock is released (so no later checkpoint can collect them first).
+    async fn take(&self, exact: bool, pin: bool) -> Result<(u64, Option<PinGuard>), Failed> {
         let mut number = self.next_number.clone().lock_owned().await;
         // Listed before the cut: a segment sealed after this point is never a GC candidate.
         // A listed file still in flight is not one either: its topic swaps it in only after
@@ -87,7 +143,8 @@ impl Checkpointer {
         let seg_dir = segment::dir(&self.data_dir);
         let mut candidates = list_segments(&seg_dir);
         let in_flight = self.registry.segments_in_flight();
-        candidates.retain(|f| !in_flight.contains(f));
+        let pinned = self.pins.segments();
+        candidates.retain(|f| !in_flight.contains(f) && !pinned.contains(f));
         let wal = self.wal.clone();
         // Until the router images: a router defined before the barrier is in them.
         let router_cut = self.routers.cut_guard().await;
@@ -95,7 +152,10 @@ impl Checkpointer {
             .registry
             .cut(move || wal.rotate_all())
             .await
-            .map_err(|e| format!("checkpoint barrier failed: {e}"))?;
+            .map_err(|e| Failed {
+                message: format!("checkpoint barrier failed: {e}"),
+                no_space: false,
+            })?;
         let barrier = Barrier {
             boot: self.wal.boot(),
             start: starts,
@@ -123,7 +183,11 @@ impl Checkpointer {
             wal_dir(&self.data_dir),
             *number,
         );
-        let (fs, prev) = (self.fs.clone(), self.prev_segments.clone());
+        let (fs, prev, pins) = (
+            self.fs.clone(),
+            self.prev_segments.clone(),
+            self.pins.clone(),
+        );
         let written = tokio::task::spawn_blocking(move || {
             let end = (next_id, images.len() as u64);
             snapshot::write(&*fs, &dir, n, &barrier, end, |w| {
@@ -133,28 +197,36 @@ impl Checkpointer {
             })
             .map_err(|e| (format!("writing snapshot {n}: {e}"), is_no_space(&e)))?;
             *number += 1; // the guard is released only when this closure is over
+            let guard = pin.then(|| pins.pin(n, referenced.iter().cloned().collect()));
             *prev.lock().unwrap_or_else(|e| e.into_inner()) = referenced;
-            let older = snapshot::prune(&*fs, &dir)
+            let older = snapshot::prune(&*fs, &dir, &pins.snapshots())
                 .map_err(|e| (format!("pruning snapshots: {e}"), false))?;
             remove_segments(&*fs, &seg_dir, candidates.difference(&keep))
                 .map_err(|e| (e, false))?;
-            match older {
-                Some(b) => remove_before(&*fs, &wal_dir, &b).map_err(|e| (e, false)),
-                None => Ok(0),
-            }
+            let removed = match older {
+                Some(b) => remove_before(&*fs, &wal_dir, &b).map_err(|e| (e, false))?,
+                None => 0,
+            };
+            Ok((removed, guard))
         })
         .await
-        .map_err(|e| format!("checkpoint task failed: {e}"))?;
+        .map_err(|e| Failed {
+            message: format!("checkpoint task failed: {e}"),
+            no_space: false,
+        })?;
         match written {
-            Ok(removed) => {
+            Ok((removed, guard)) => {
                 tracing::info!(
                     snapshot = n,
                     wal_files_removed = removed,
                     "checkpoint written"
                 );
-                Ok(n)
+                Ok((n, guard))
             }
-            Err((e, no_space)) => Err(self.failed(e, no_space)),
+            Err((e, no_space)) => Err(Failed {
+                message: self.failed(e, no_space),
+                no_space,
+            }),
         }
     }
 

@@ -5,6 +5,7 @@
 //! `docs/ARCHITECTURE.md` for the code map and invariants.
 
 pub mod app;
+pub mod backup;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;

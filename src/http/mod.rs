@@ -5,6 +5,7 @@
 pub mod access;
 pub mod access_line;
 pub mod auth;
+mod backup;
 mod body;
 pub mod caps;
 mod delete;
@@ -48,6 +49,8 @@ pub struct Shared {
     pub routers: OnceLock<Arc<crate::router::Routers>>,
     /// Set with the registry, before ready.
     pub queues: OnceLock<Arc<crate::queue::Queues>>,
+    /// Set with the registry, before ready (online backups take a checkpoint).
+    pub checkpointer: OnceLock<Arc<crate::checkpoint::Checkpointer>>,
     pub ready: AtomicBool,
     pub progress: Arc<ReplayProgress>,
     pub health: Arc<StorageHealth>,
@@ -76,6 +79,7 @@ impl AppState {
                 registry: OnceLock::new(),
                 routers: OnceLock::new(),
                 queues: OnceLock::new(),
+                checkpointer: OnceLock::new(),
                 ready: AtomicBool::new(false),
                 progress,
                 health,
@@ -152,6 +156,19 @@ impl AppState {
             .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
     }
 
+    pub fn set_checkpointer(&self, checkpointer: Arc<crate::checkpoint::Checkpointer>) {
+        let _ = self.inner.checkpointer.set(checkpointer);
+    }
+
+    /// The checkpointer; `503 not_ready` during replay, like `registry()`.
+    pub fn checkpointer(&self) -> Result<&Arc<crate::checkpoint::Checkpointer>, ApiError> {
+        self.registry()?;
+        self.inner
+            .checkpointer
+            .get()
+            .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
+    }
+
     pub fn set_ready(&self, registry: Arc<Registry>) {
         let _ = self.inner.registry.set(registry);
         self.inner.ready.store(true, Ordering::Release);
@@ -190,7 +207,8 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
             get(routers::get).put(routers::put).delete(routers::delete),
         )
         .route("/v0/watch", post(watch::create))
-        .route("/v0/watch/{wid}", get(watch::stream));
+        .route("/v0/watch/{wid}", get(watch::stream))
+        .route("/v0/backup", post(backup::backup));
     let mut root = Router::new();
     if let Some(clock) = test_clock {
         root = root.route(

@@ -155,6 +155,7 @@ pub fn need(method: &str, path: &str, probe_auth: bool) -> Need {
         },
         ("POST", ["v0", "watch"]) => scopes(READ, None),
         ("GET", ["v0", "watch", _]) => Need::Open,
+        (_, ["v0", "backup"]) => scopes(ADMIN, None),
         (_, ["v0", "_test", ..]) => scopes(ADMIN, None),
         (_, ["v0", "topics", t, ..]) => scopes(WRITE, Some(t)),
         _ => Need::Key,

@@ -187,14 +187,21 @@ pub fn load_latest(fs: &dyn Fs, dir: &Path) -> Result<Option<Snapshot>, String> 
     }
 }
 
-/// Keep the newest two snapshots; return the older kept one's barrier (WAL before it may go).
-pub fn prune(fs: &dyn Fs, dir: &Path) -> std::io::Result<Option<Barrier>> {
+/// Keep the newest two snapshots, and any in `pinned` (an online backup is reading it);
+/// return the older of the newest two's barrier (WAL before it may go: a pinned snapshot is
+/// read as a file, never replayed from this directory's WAL).
+pub fn prune(
+    fs: &dyn Fs,
+    dir: &Path,
+    pinned: &std::collections::HashSet<u64>,
+) -> std::io::Result<Option<Barrier>> {
     let numbers = list(fs, dir)?;
     if numbers.len() < 2 {
         return Ok(None);
     }
     let keep_from = numbers[numbers.len() - 2];
-    for &n in numbers.iter().filter(|&&n| n < keep_from) {
+    let gone = |n: &&u64| **n < keep_from && !pinned.contains(n);
+    for &n in numbers.iter().filter(gone) {
         fs.remove(&dir.join(file_name(n)))?;
     }
     fs.sync_dir(dir)?;

@@ -5,6 +5,7 @@
 mod harness;
 
 mod auth;
+mod backup;
 mod browser;
 mod checkpoints;
 mod cli;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::storage::fs::RealFs;
+use std::collections::HashSet;
 
 fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("topics-snap-{tag}-{}", std::process::id()));
@@ -100,7 +101,10 @@ fn files_not_named_like_ours_are_never_loaded_or_removed() {
         std::fs::write(d.join(name), b"not ours").unwrap();
     }
     assert_eq!(list(&RealFs, &d).unwrap(), vec![1, 2, 3]);
-    assert_eq!(prune(&RealFs, &d).unwrap(), Some(barrier(2)));
+    assert_eq!(
+        prune(&RealFs, &d, &HashSet::new()).unwrap(),
+        Some(barrier(2))
+    );
     assert_eq!(load_latest(&RealFs, &d).unwrap().unwrap().number, 3);
     for name in foreign {
         assert!(d.join(name).exists(), "{name} was removed");
@@ -113,8 +117,24 @@ fn prune_keeps_two_and_reports_the_older_barrier() {
     for n in 1..=4 {
         write_one(&d, n, n * 10);
     }
-    assert_eq!(prune(&RealFs, &d).unwrap(), Some(barrier(3)));
+    assert_eq!(
+        prune(&RealFs, &d, &HashSet::new()).unwrap(),
+        Some(barrier(3))
+    );
     assert_eq!(list(&RealFs, &d).unwrap(), vec![3, 4]);
+}
+
+#[test]
+fn prune_keeps_a_pinned_snapshot_but_reports_the_newest_twos_barrier() {
+    let d = tmp("prune-pinned");
+    for n in 1..=5 {
+        write_one(&d, n, n * 10);
+    }
+    assert_eq!(
+        prune(&RealFs, &d, &HashSet::from([2])).unwrap(),
+        Some(barrier(4))
+    );
+    assert_eq!(list(&RealFs, &d).unwrap(), vec![2, 4, 5]);
 }
 
 #[test]

@@ -135,6 +135,7 @@ pub struct Wal {
     stats: Arc<WalStats>,
     queue_bytes_max: u64,
     boot: u32,
+    prev_boot: u32,
 }
 
 impl Wal {
@@ -168,6 +169,7 @@ impl Wal {
             stats,
             queue_bytes_max: opts.queue_bytes,
             boot: opts.boot,
+            prev_boot: opts.prev_boot,
         })
     }
 
@@ -267,6 +269,11 @@ impl Wal {
         self.boot
     }
 
+    /// The boot before this one, as this boot's sync marks name it.
+    pub fn prev_boot(&self) -> u32 {
+        self.prev_boot
+    }
+
     /// Drain every shard, sync, and join the threads. Idempotent. False when a shard could
     /// not write everything it held (the disk stayed full): the next start signals those
     /// seqs as lost.
@@ -301,4 +308,21 @@ impl std::fmt::Debug for Wal {
 /// WAL file name: boot, shard and index, zero-padded so names sort in replay order.
 pub fn wal_file_name(boot: u32, shard: usize, index: u32) -> String {
     format!("{boot:010}-{shard:02}-{index:06}.wal")
+}
+
+/// A whole WAL file for `shard` of `boot` that holds no frames and ends with a clean-stop
+/// mark: what an online backup puts where its snapshot's replay starts. Replay finds the
+/// barrier's files there and a boot that stopped cleanly, so the copy starts with exactly the
+/// snapshot's state and no `crash` loss ranges for seqs it never held.
+pub fn stopped_file(boot: u32, shard: usize, prev_boot: u32) -> Vec<u8> {
+    let mut out = frame::FileHeader {
+        shard: shard as u16,
+        boot,
+    }
+    .encode()
+    .to_vec();
+    let header_len = out.len() as u64;
+    frame::encode_sync(&mut out, header_len, prev_boot, false);
+    frame::encode_stop(&mut out);
+    out
 }
