@@ -38,12 +38,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check every checksum in a data directory (segments, snapshots, WAL) without changing
-    /// it; exits 0 when clean, 1 when damage is found, 2 on usage errors
+    /// Check every checksum in a data directory or a backup archive (segments, snapshots,
+    /// WAL) without changing it; exits 0 when clean, 1 when damage is found, 2 on usage
+    /// errors. Example: topics verify /var/backups/topics-2026-12-02
     Verify {
-        /// Data directory to check
+        /// Data directory or backup archive (`.tar`) to check
+        #[arg(required_unless_present = "data_dir")]
+        path: Option<PathBuf>,
+        /// Data directory to check (PATH, when given, wins)
         #[arg(long, env = "TOPICS_DATA_DIR")]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
     },
     /// Validate the configuration the server would run with (file, environment and these
     /// flags merged) and print it as TOML with API key secrets redacted; exits 0 when valid,
@@ -167,8 +171,11 @@ fn init_logging(format: LogFormat) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Verify { ref data_dir }) => {
-            let code = topics::verify::run(data_dir, &mut std::io::stdout().lock());
+        Some(Command::Verify { path, data_dir }) => {
+            let Some(path) = path.or(data_dir) else {
+                return ExitCode::from(topics::verify::EXIT_USAGE);
+            };
+            let code = topics::verify::run_path(&path, &mut std::io::stdout().lock());
             return ExitCode::from(code);
         }
         Some(Command::CheckConfig {

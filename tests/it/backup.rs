@@ -57,6 +57,14 @@ fn writer(addr: std::net::SocketAddr, topics: Vec<String>, stop: Arc<AtomicBool>
     }
 }
 
+/// `topics verify PATH`: (exit code, output).
+fn verify_path(path: &Path) -> (i32, String) {
+    let mut cmd = crate::harness::server::command();
+    cmd.arg("verify").arg(path);
+    let (status, out, err) = crate::harness::server::run_to_exit(cmd);
+    (status.code().unwrap_or(-1), format!("{out}{err}"))
+}
+
 /// Unpack a backup archive into a new directory.
 fn unpack(archive: &[u8], dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
@@ -197,6 +205,19 @@ fn verify_fails_on_a_damaged_or_incomplete_copy() {
     std::fs::remove_file(seg).unwrap();
     let (code, out) = verify(&missing);
     assert_eq!(code, 1, "a missing segment must fail verify: {out}");
+
+    // The archive itself: `topics verify FILE` unpacks it and checks every checksum; a cut
+    // archive fails.
+    let whole = tmp.path().join("whole.tar");
+    std::fs::write(&whole, &resp.body).unwrap();
+    let (code, out) = verify_path(&whole);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("unpacked whole"), "{out}");
+    let short = tmp.path().join("short.tar");
+    std::fs::write(&short, &resp.body[..resp.body.len() / 2]).unwrap();
+    let (code, out) = verify_path(&short);
+    assert_eq!(code, 1, "a cut archive must fail verify: {out}");
+    assert!(out.contains("incomplete"), "{out}");
 
     // A cut transfer is refused when unpacking.
     let cut = tmp.path().join("cut");
