@@ -32,7 +32,7 @@ pub struct WriteArgs {
     /// Records per request (the server's limit is 10000)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch: u32,
-    /// Bytes of record data per request (the server's body limit is 64 MiB)
+    /// Bytes of records per request body, about (the server's body limit is 64 MiB)
     #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
     pub batch_bytes: u64,
     /// Tag every record with this tag
@@ -113,6 +113,13 @@ impl Batch {
         self.count += 1;
     }
 
+    /// Whether adding `data` takes the body past `max` bytes (a lone record is always
+    /// sent: the server judges its size).
+    fn would_exceed(&self, data: &RawValue, max: u64) -> bool {
+        let added = b",{\"data\":".len() + data.get().len() + self.record_end.len();
+        self.count > 0 && (self.body.len() + added) as u64 > max
+    }
+
     fn finish(&self, node: Option<&str>, key: &str) -> Bytes {
         let mut body = self.body.clone();
         body.push(b']');
@@ -154,9 +161,7 @@ pub async fn run(args: WriteArgs) -> Result<(), CliError> {
                 )));
             }
         };
-        let full = batch.count >= args.batch
-            || (batch.count > 0 && (batch.body.len() + line.len()) as u64 > args.batch_bytes);
-        if full {
+        if batch.count >= args.batch || batch.would_exceed(&data, args.batch_bytes) {
             send(&client, &args, &mut batch, &mut written, &key_prefix).await?;
         }
         batch.push(&data);
@@ -198,6 +203,10 @@ fn key_prefix() -> String {
     format!("topics-write-{}-{now_ms}", std::process::id())
 }
 
+fn first_contact(e: &ClientError, written: &Written) -> bool {
+    matches!(e, ClientError::Transport(_)) && written.batches == 0
+}
+
 /// Send the batch (if it holds anything), retrying what may pass, then empty it.
 async fn send(
     client: &Client,
@@ -220,6 +229,12 @@ async fn send(
         match result {
             Ok(r) => break r,
             Err(e) => match e.retry_after() {
+                // A server that never answered (a wrong --url, nothing listening) fails at
+                // once; once writes went through, a lost connection is a restart to ride out.
+                Some(_) if first_contact(&e, written) => {
+                    say(&written.summary(&args.topic));
+                    return Err(e.into());
+                }
                 Some(hint) if attempt < ATTEMPTS_MAX => {
                     let pause = backoff.pause(hint);
                     say(&format!("write: {e}; retrying in {} ms", pause.as_millis()));
