@@ -5,17 +5,21 @@ use super::{cli, Running};
 use crate::harness::Server;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A TCP relay on loopback in front of the server whose open connections a test can cut,
-/// as a network failure would (the server and the watch session stay up).
+/// as a network failure would (the server and the watch session stay up). While `drop_down`
+/// is set it swallows what the server sends: events the server counts as sent that never
+/// reach the client, which only `Last-Event-ID` can recover.
 struct Relay {
     addr: SocketAddr,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
+    drop_down: Arc<AtomicBool>,
 }
 
 impl Relay {
@@ -25,16 +29,22 @@ impl Relay {
         let addr = listener.local_addr().unwrap();
         let conns = Arc::<Mutex<Vec<TcpStream>>>::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, st) = (conns.clone(), stop.clone());
+        let drop_down = Arc::new(AtomicBool::new(false));
+        let (c, st, dd) = (conns.clone(), stop.clone(), drop_down.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((down, _)) => pipe(down, upstream, &c),
+                    Ok((down, _)) => pipe(down, upstream, &c, &dd),
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Relay { addr, conns, stop }
+        Relay {
+            addr,
+            conns,
+            stop,
+            drop_down,
+        }
     }
 
     /// Close every open connection (both sides).
@@ -52,7 +62,12 @@ impl Drop for Relay {
     }
 }
 
-fn pipe(down: TcpStream, upstream: SocketAddr, conns: &Mutex<Vec<TcpStream>>) {
+fn pipe(
+    down: TcpStream,
+    upstream: SocketAddr,
+    conns: &Mutex<Vec<TcpStream>>,
+    drop_down: &Arc<AtomicBool>,
+) {
     down.set_nonblocking(false).unwrap();
     let Ok(up) = TcpStream::connect(upstream) else {
         return;
@@ -60,15 +75,25 @@ fn pipe(down: TcpStream, upstream: SocketAddr, conns: &Mutex<Vec<TcpStream>>) {
     let mut all = conns.lock().unwrap();
     all.push(down.try_clone().unwrap());
     all.push(up.try_clone().unwrap());
-    for (mut from, mut to) in [
-        (down.try_clone().unwrap(), up.try_clone().unwrap()),
-        (up, down),
-    ] {
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
-            let _ = to.shutdown(Shutdown::Write);
-        });
-    }
+    let (mut from, mut to) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+    let (mut from, mut to, drop_down) = (up, down, drop_down.clone());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if !drop_down.load(Ordering::Relaxed) && to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
 }
 
 /// Every line's `$seq`, per topic, in arrival order.
@@ -105,8 +130,13 @@ fn watch_multiplexes_two_topics_and_resumes_after_a_cut_connection() {
     s.write("b", json!([{"data": "b3"}]));
     watch.wait_stdout(3, Duration::from_secs(10));
 
+    // The server sends a3 but the client never gets it; then the connection dies.
+    relay.drop_down.store(true, Ordering::Relaxed);
+    s.write("a", json!([{"data": "a3"}]));
+    std::thread::sleep(Duration::from_millis(300));
     relay.cut();
-    s.write("a", json!([{"data": "a3"}, {"data": "a4"}]));
+    relay.drop_down.store(false, Ordering::Relaxed);
+    s.write("a", json!([{"data": "a4"}]));
     s.write("b", json!([{"data": "b4"}]));
     let lines = watch.wait_stdout(6, Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(300)); // any duplicate would arrive by now
