@@ -75,7 +75,7 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
     while let Some(item) = follower.next().await? {
         match item {
             Item::Records { topic, records } => {
-                let prefix = format!("{{\"topic\":{},", Value::from(topic.as_str()));
+                let prefix = line_prefix(&topic);
                 for record in &records {
                     out.line(&with_topic(&prefix, record.get()));
                 }
@@ -90,6 +90,16 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
     say("watch: every watched topic was deleted");
     Ok(())
 }
+
+/// The start of every output line of `topic`: `{"topic":NAME,`.
+fn line_prefix(topic: &str) -> String {
+    let mut prefix = String::from(OPEN_TOPIC);
+    prefix.push_str(&Value::from(topic).to_string());
+    prefix.push(',');
+    prefix
+}
+
+const OPEN_TOPIC: &str = "{\"topic\":";
 
 /// `{"topic":"t",` + the record's own fields: the record's bytes are kept as sent.
 fn with_topic(prefix: &str, record: &str) -> Vec<u8> {
@@ -362,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_record_gets_its_topic_as_first_field() {
-        let line = with_topic("{\"topic\":\"a\",", r#"{"$seq":1,"data":2}"#);
+        let line = with_topic(&line_prefix("a"), r#"{"$seq":1,"data":2}"#);
         assert_eq!(line, br#"{"topic":"a","$seq":1,"data":2}"#);
     }
 

@@ -68,11 +68,33 @@ struct Head {
 pub async fn run(args: WorkArgs) -> Result<(), CliError> {
     let client = args.conn.client()?;
     // Fails early (exit 1) on a missing queue or a refused key, and gives the wake-up cursor.
-    let mut head = super::tail::head_seq(&client, &args.queue).await?;
+    let head = super::tail::head_seq(&client, &args.queue).await?;
     let (stop_tx, stop) = watch::channel(false);
     listen_for_signals(stop_tx.clone())?;
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
+    let mut pool = Pool {
+        ctx: context(&args, client),
+        slots: args.jobs as usize,
+        idle_ms: args.idle_ms,
+        head,
+        stop,
+        running: JoinSet::new(),
+        fatal: None,
+        backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
+    };
+    while !*pool.stop.borrow() && pool.fatal.is_none() {
+        pool.step().await;
+    }
+    // Stopping (a signal or a fatal error): every running job ends and hands its lease back.
+    let _ = stop_tx.send(true);
+    while let Some(done) = pool.running.join_next().await {
+        note_end(done, &mut pool.fatal);
+    }
+    pool.fatal.map_or(Ok(()), Err)
+}
+
+fn context(args: &WorkArgs, client: Client) -> Arc<Ctx> {
+    Arc::new(Ctx {
+        client,
         queue: args.queue.clone(),
         node: args
             .node
@@ -83,65 +105,79 @@ pub async fn run(args: WorkArgs) -> Result<(), CliError> {
         retry_base_ms: args.retry_base_ms,
         retry_max_ms: args.retry_max_ms,
         grace: Duration::from_millis(args.grace_ms),
-    });
-    let mut running = JoinSet::new();
-    let mut fatal: Option<CliError> = None;
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
-    let slots = args.jobs as usize;
-    while !*stop.borrow() && fatal.is_none() {
-        while let Some(done) = running.try_join_next() {
-            note_end(done, &mut fatal);
+    })
+}
+
+/// The runner's state between claims.
+struct Pool {
+    ctx: Arc<Ctx>,
+    slots: usize,
+    idle_ms: u64,
+    /// The queue's head as last seen: the cursor of the wake-up long-poll.
+    head: u64,
+    stop: watch::Receiver<bool>,
+    /// One task per running job; never more than `slots`.
+    running: JoinSet<Result<(), CliError>>,
+    /// Why the runner must stop (the command cannot start, the queue is gone, ...).
+    fatal: Option<CliError>,
+    /// Pause between failed claims.
+    backoff: Backoff,
+}
+
+impl Pool {
+    /// Fill free slots with claimed jobs, or wait: for a slot, a new job, a retry or a stop.
+    async fn step(&mut self) {
+        while let Some(done) = self.running.try_join_next() {
+            note_end(done, &mut self.fatal);
         }
-        if fatal.is_some() {
-            break;
+        let free = self.slots - self.running.len();
+        if self.fatal.is_some() {
+            return;
         }
-        let free = slots - running.len();
+        let mut stop = self.stop.clone();
         if free == 0 {
-            let mut stop = stop.clone();
             tokio::select! {
-                Some(done) = running.join_next() => note_end(done, &mut fatal),
+                Some(done) = self.running.join_next() => note_end(done, &mut self.fatal),
                 () = job::stopped(&mut stop) => {}
             }
-            continue;
+            return;
         }
-        match claim(&ctx, free).await {
+        match claim(&self.ctx, free).await {
             Ok(jobs) if !jobs.is_empty() => {
-                backoff.reset();
+                self.backoff.reset();
                 for job in jobs {
-                    running.spawn(job::run(ctx.clone(), job, stop.clone()));
+                    self.running
+                        .spawn(job::run(self.ctx.clone(), job, self.stop.clone()));
                 }
             }
             Ok(_) => {
-                let mut stop = stop.clone();
+                let ctx = &self.ctx;
                 tokio::select! {
-                    h = wake(&client, &args.queue, head, args.idle_ms) => head = h.unwrap_or(head),
-                    Some(done) = running.join_next(), if !running.is_empty() => note_end(done, &mut fatal),
+                    h = wake(&ctx.client, &ctx.queue, self.head, self.idle_ms) => {
+                        self.head = h.unwrap_or(self.head);
+                    }
+                    Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                        note_end(done, &mut self.fatal);
+                    }
                     () = job::stopped(&mut stop) => {}
                 }
             }
             Err(e) => match e.retry_after() {
                 Some(hint) => {
-                    let pause = backoff.pause(hint);
+                    let pause = self.backoff.pause(hint);
                     say(&format!(
                         "work: claim: {e}; retrying in {} ms",
                         pause.as_millis()
                     ));
-                    let mut stop = stop.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         () = job::stopped(&mut stop) => {}
                     }
                 }
-                None => fatal = Some(e.into()),
+                None => self.fatal = Some(e.into()),
             },
         }
     }
-    // Stopping (a signal or a fatal error): every running job ends and hands its lease back.
-    let _ = stop_tx.send(true);
-    while let Some(done) = running.join_next().await {
-        note_end(done, &mut fatal);
-    }
-    fatal.map_or(Ok(()), Err)
 }
 
 /// A finished job's outcome: only "the command cannot start" stops the runner.
