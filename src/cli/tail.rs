@@ -181,3 +181,19 @@ fn deleted(topic: &str) -> CliError {
         retry_after: None,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server accepts `data` nesting 128 levels; a diff answer wraps it in 3 more.
+    #[test]
+    fn a_page_with_a_record_nesting_128_levels_parses() {
+        let data = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let page = format!(
+            r#"{{"records":[{{"$seq":1,"data":{data}}}],"next_from_seq":1,"caught_up":true,"tombstone":null}}"#
+        );
+        let parsed: Page = serde_json::from_str(&page).expect("parses");
+        assert_eq!(parsed.records.len(), 1);
+    }
+}
