@@ -24,6 +24,9 @@ use std::time::Duration;
 const BODY_BYTES_MAX: usize = 64 << 20;
 /// A server that accepts no connection within this is reported, not waited for.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for an answer's headers, or for a whole body in `send`: above the longest
+/// long-poll the server allows (30 s), so only a silent server or network trips it.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
 /// `Retry-After` of a `429`/`503` without a usable header (API.md §1 promises `1`).
 const RETRY_AFTER_DEFAULT: Duration = Duration::from_secs(1);
 
@@ -160,10 +163,13 @@ impl Client {
         let req = req
             .body(Full::new(json.unwrap_or_default()))
             .map_err(|e| ClientError::Usage(format!("cannot build the request: {e}")))?;
-        self.http
-            .request(req)
-            .await
-            .map_err(|e| ClientError::Transport(error_chain(&e)))
+        match tokio::time::timeout(ANSWER_TIMEOUT, self.http.request(req)).await {
+            Ok(answer) => answer.map_err(|e| ClientError::Transport(error_chain(&e))),
+            Err(_) => Err(ClientError::Transport(format!(
+                "no answer within {} s",
+                ANSWER_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// A request whose whole answer (of any status) is read into memory.
@@ -250,11 +256,12 @@ pub fn success_body(reply: Reply) -> Result<Bytes, ClientError> {
 }
 
 async fn read_body(body: Incoming) -> Result<Bytes, ClientError> {
-    Limited::new(body, BODY_BYTES_MAX)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| ClientError::Transport(format!("reading the answer: {e}")))
+    let collect = Limited::new(body, BODY_BYTES_MAX).collect();
+    match tokio::time::timeout(ANSWER_TIMEOUT, collect).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) => Err(ClientError::Transport(format!("reading the answer: {e}"))),
+        Err(_) => Err(ClientError::Transport("the answer stalled".into())),
+    }
 }
 
 /// Read a non-2xx answer. A body that is not the canonical error object still yields a

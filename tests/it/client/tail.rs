@@ -42,8 +42,16 @@ fn follow_prints_only_later_writes(extra: &[&str]) {
     let mut args = vec!["tail", "t", "--follow"];
     args.extend_from_slice(extra);
     let tail = Running::spawn(cli(&s, &args));
-    // The follower starts at the head it reads first; give it that moment.
-    std::thread::sleep(Duration::from_millis(500));
+    // The follower starts at the head it reads first (a GET of the topic's state).
+    super::eventually(
+        "the follower read the head",
+        Duration::from_secs(10),
+        || {
+            s.logs()
+                .iter()
+                .any(|l| l.contains("path=/v0/topics/t?touch=false"))
+        },
+    );
     s.write("t", json!([{"data": "later"}]));
     let lines = tail.wait_stdout(1, Duration::from_secs(10));
     let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
