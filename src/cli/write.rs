@@ -64,8 +64,14 @@ impl Written {
     fn summary(&self, topic: &str) -> String {
         match (self.first_seq, self.last_seq) {
             (Some(a), Some(b)) => format!(
-                "wrote {} records to {topic} in {} batches (seqs {a}..={b})",
-                self.records, self.batches
+                "wrote {} records to {topic} in {} {} (seqs {a}..={b})",
+                self.records,
+                self.batches,
+                if self.batches == 1 {
+                    "batch"
+                } else {
+                    "batches"
+                }
             ),
             _ => format!("wrote 0 records to {topic}"),
         }
