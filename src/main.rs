@@ -1,5 +1,6 @@
 //! `topics` binary: parse flags, load config, init logging, run the server (the default), or
-//! run `topics verify`. No logic here.
+//! run `topics verify`, `topics check-config` or a client subcommand (`topics::cli`). No logic
+//! here.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ enum Command {
         #[arg(long, env = "TOPICS_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Client subcommands: they talk to a running server (`--url`, `TOPICS_URL`).
+    #[command(flatten)]
+    Client(topics::cli::ClientCommand),
 }
 
 /// `topics check-config`: the merged config, validated, secrets redacted.
@@ -183,6 +187,7 @@ fn main() -> ExitCode {
             listen,
             data_dir,
         }) => return check_config(config, listen, data_dir),
+        Some(Command::Client(command)) => return ExitCode::from(topics::cli::run(command)),
         None => {}
     }
     let config = match load(&cli) {

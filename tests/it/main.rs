@@ -9,6 +9,7 @@ mod backup;
 mod browser;
 mod checkpoints;
 mod cli;
+mod client;
 mod corruption;
 mod crash_loss;
 mod datadir;
