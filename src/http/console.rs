@@ -41,10 +41,18 @@ static ASSETS: [Asset; 6] = [
         "text/css; charset=utf-8",
         include_bytes!("console/console.css"),
     ),
-    asset("/console/console.js", JS, include_bytes!("console/console.js")),
+    asset(
+        "/console/console.js",
+        JS,
+        include_bytes!("console/console.js"),
+    ),
     asset("/console/api.js", JS, include_bytes!("console/api.js")),
     asset("/console/tail.js", JS, include_bytes!("console/tail.js")),
-    asset("/console/charts.js", JS, include_bytes!("console/charts.js")),
+    asset(
+        "/console/charts.js",
+        JS,
+        include_bytes!("console/charts.js"),
+    ),
 ];
 
 /// Same origin only, no inline script or style, no framing: the page needs nothing else.
@@ -78,18 +86,27 @@ fn serve(a: &Asset, request: &HeaderMap) -> Response {
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
     }
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
     // Revalidate every time: the files change with the binary, and the ETag makes it cheap.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     resp
 }
 
@@ -115,7 +132,14 @@ mod tests {
             assert!(is_asset(a.path), "{}", a.path);
             assert!(!a.body.is_empty(), "{}", a.path);
         }
-        for path in ["", "/console", "/console/", "/console/x.js", "/v0/topics", "//"] {
+        for path in [
+            "",
+            "/console",
+            "/console/",
+            "/console/x.js",
+            "/v0/topics",
+            "//",
+        ] {
             assert!(!is_asset(path), "{path}");
         }
     }

@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod checkpoints;
 mod cli;
+mod console;
 mod corruption;
 mod crash_loss;
 mod datadir;

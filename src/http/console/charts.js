@@ -1,8 +1,8 @@
 // Sparklines on a canvas: a fixed window of recent samples, scaled from 0 to the largest one.
 // A `null` sample (nothing to measure in that interval) leaves a break in the line.
 
-/** Samples kept per chart: about two minutes at the console's poll interval. */
-const POINTS = 80;
+/** Samples kept per chart: a minute and a half at the console's poll interval. */
+const POINTS = 60;
 
 export class Sparkline {
   constructor(canvas, color) {

@@ -44,7 +44,7 @@ export async function startTail(topic, from) {
   const on = (kind, handle) => es.addEventListener(kind, (e) => source === es && handle(e));
   on('open', () => status('live', `streaming ${topic}`));
   on('record', (e) => {
-    const frame = JSON.parse(e.data);
+    const frame = JSON.parse(e.data, keepNumbers);
     for (const rec of frame.records) addRecord(frame.topic, rec);
   });
   on('tombstone', (e) => addGap(JSON.parse(e.data)));
@@ -58,6 +58,20 @@ export async function startTail(topic, from) {
     else if (es.readyState === EventSource.CLOSED) status('error', 'stream closed; press tail to start again');
     else status('reconnecting', 'reconnecting…');
   });
+}
+
+/**
+ * A `JSON.parse` reviver that keeps a number a double would change as the digits the server
+ * sent, so a record shows what is stored (`12345678901234567890`, `1.50`). Numbers that
+ * survive the round trip (every `$seq` and `$ts`) stay numbers. Browsers without
+ * `JSON.rawJSON` and reviver source text just get doubles.
+ */
+function keepNumbers(_key, value, context) {
+  const source = context && context.source;
+  if (typeof value === 'number' && source !== undefined && String(value) !== source && JSON.rawJSON) {
+    return JSON.rawJSON(source);
+  }
+  return value;
 }
 
 function append(row) {
