@@ -33,7 +33,11 @@ export class Sparkline {
     const g = c.getContext('2d');
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, cssWidth, cssHeight);
-    const max = Math.max(1, ...this.values.filter((v) => v !== null));
+    const measured = this.values.filter((v) => v !== null);
+    // What the chart shows, readable without looking at pixels (the browser test uses it).
+    c.dataset.samples = measured.length;
+    c.dataset.peak = measured.length ? Math.max(...measured) : 0;
+    const max = Math.max(1, ...measured);
     const step = cssWidth / (POINTS - 1);
     const x0 = cssWidth - (this.values.length - 1) * step;
     const y = (v) => cssHeight - 2 - (v / max) * (cssHeight - 6);

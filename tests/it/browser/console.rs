@@ -260,6 +260,13 @@ fn console_tails_live_writes_shows_gaps_and_writes_with_a_key() {
     s.write("orders", &[json!({ "from": "test" })]);
     wait_rows(&browser, "the live write", &[r#"#4 {"from":"test"}"#]);
 
+    // The charts: the scrape interval holding that write (to an `fsync` topic) saw frames and
+    // at least one sync.
+    for chart in ["chart-rate", "chart-fsync"] {
+        let script = format!("return Number(document.getElementById('{chart}').dataset.peak) > 0;");
+        wait_for(&browser, &format!("{chart} to show the write"), &script);
+    }
+
     // A gap: 10 records into a topic that keeps 3, tailed from seq 0.
     let data: Vec<Value> = (1..=10).map(|i| json!(i)).collect();
     s.write("sensor", &data);
