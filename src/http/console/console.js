@@ -21,11 +21,14 @@ const $ = (id) => document.getElementById(id);
 /** topic → {state, at}: the last `GET /v0/topics/:topic` (config, queue counters). */
 const states = new Map();
 
-/** Run `task` now and then every `ms` after it finished; a failure shows in `onError`. */
+/**
+ * Run `task` now and then every `ms` after it finished; a failure shows in `onError`. A tab
+ * in the background skips its turns: nobody looks, so the server need not answer.
+ */
 function every(ms, task, onError) {
   const run = async () => {
     try {
-      await task();
+      if (!document.hidden) await task();
     } catch (err) {
       onError(err);
     }
