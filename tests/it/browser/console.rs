@@ -235,6 +235,33 @@ fn wait_rows(browser: &Browser, what: &str, want: &[&str]) {
     }
 }
 
+/// The write form, on `sensor` while the tail shows `before`: its record (a number no double
+/// holds) arrives after them as seq 11, and on the server, every digit kept.
+fn write_through_form(s: &Authed, browser: &Browser, before: &[&str]) {
+    browser.type_into("#write-topic", "sensor");
+    browser.type_into(
+        "#write-data",
+        r#"{"via": "form", "n": 12345678901234567890}"#,
+    );
+    browser.click("#write-send");
+    let result = wait_for(
+        browser,
+        "the write result",
+        "const e = document.getElementById('write-result'); \
+         return e.dataset.state === 'ok' || e.dataset.state === 'error' ? e.textContent : null;",
+    );
+    assert!(
+        result.as_str().unwrap().contains(r#""first_seq": 11"#),
+        "{result}"
+    );
+    // The number keeps every digit, through the server and on the page.
+    let want = [before, &[r#"#11 {"via":"form","n":12345678901234567890}"#]].concat();
+    wait_rows(browser, "the form's write", &want);
+    let read = s.send("POST", "/v0/topics/sensor/diff", json!({ "from_seq": 10 }));
+    let stored = r#""data":{"via":"form","n":12345678901234567890}"#;
+    assert!(read.text().contains(stored), "{}", read.text());
+}
+
 #[test]
 fn console_tails_live_writes_shows_gaps_and_writes_with_a_key() {
     let Some((chromium, chromedriver)) = tools() else {
@@ -271,36 +298,14 @@ fn console_tails_live_writes_shows_gaps_and_writes_with_a_key() {
     let data: Vec<Value> = (1..=10).map(|i| json!(i)).collect();
     s.write("sensor", &data);
     tail(&browser, "sensor", "0");
-    let gap = "gap 1-7 seqs 1–7 lost: from_seq_too_old";
-    wait_rows(&browser, "the gap", &[gap, "#8 8", "#9 9", "#10 10"]);
-
-    // The write form: the record arrives in the tail and on the server.
-    browser.type_into("#write-topic", "sensor");
-    browser.type_into(
-        "#write-data",
-        r#"{"via": "form", "n": 12345678901234567890}"#,
-    );
-    browser.click("#write-send");
-    let result = wait_for(
-        &browser,
-        "the write result",
-        "const e = document.getElementById('write-result'); \
-         return e.dataset.state === 'ok' || e.dataset.state === 'error' ? e.textContent : null;",
-    );
-    assert!(
-        result.as_str().unwrap().contains(r#""first_seq": 11"#),
-        "{result}"
-    );
-    // The number keeps every digit, through the server and on the page.
-    let want = r#"#11 {"via":"form","n":12345678901234567890}"#;
-    wait_rows(
-        &browser,
-        "the form's write",
-        &[gap, "#8 8", "#9 9", "#10 10", want],
-    );
-    let read = s.send("POST", "/v0/topics/sensor/diff", json!({ "from_seq": 10 }));
-    let stored = r#""data":{"via":"form","n":12345678901234567890}"#;
-    assert!(read.text().contains(stored), "{}", read.text());
+    let gap = [
+        "gap 1-7 seqs 1–7 lost: from_seq_too_old",
+        "#8 8",
+        "#9 9",
+        "#10 10",
+    ];
+    wait_rows(&browser, "the gap", &gap);
+    write_through_form(&s, &browser, &gap);
 
     // The key survives a reload of the tab: no dialog, data straight away.
     browser.navigate(&url);
