@@ -158,6 +158,21 @@ mod tests {
         assert_eq!(serve(a, &h).status(), StatusCode::OK);
     }
 
+    /// The page must load while the log replays: its readiness badge shows the progress.
+    #[tokio::test]
+    async fn the_page_is_served_during_replay() {
+        use crate::storage::{health::StorageHealth, recovery::ReplayProgress};
+        use tower::ServiceExt;
+        let progress = std::sync::Arc::new(ReplayProgress::default());
+        let config = std::sync::Arc::new(crate::config::Config::default());
+        let state = super::super::AppState::new(config, progress, StorageHealth::new());
+        assert!(!state.is_ready());
+        let app = super::super::router(state, None);
+        let req = axum::http::Request::get("/").body(axum::body::Body::empty());
+        let resp = app.oneshot(req.unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
     #[test]
     fn every_script_the_page_loads_is_served() {
         // The page loads its entry script; the entry imports the others by relative path.
