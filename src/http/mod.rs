@@ -8,6 +8,7 @@ pub mod auth;
 mod backup;
 mod body;
 pub mod caps;
+mod console;
 mod delete;
 mod diff;
 pub mod fast;
@@ -222,6 +223,7 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
         .route("/readyz", get(probes::ready))
         .route("/v0/metrics", get(metrics::metrics))
         .merge(data)
+        .merge(console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

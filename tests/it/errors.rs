@@ -12,8 +12,9 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 fn unknown_routes_are_404_not_found() {
     let s = Server::start();
     s.create("t", json!({}));
+    // `GET /` is the web console (tests/it/console.rs).
     for (method, path) in [
-        ("GET", "/"),
+        ("GET", "/index.html"),
         ("GET", "/nope"),
         ("GET", "/v0"),
         ("GET", "/v0/nope"),

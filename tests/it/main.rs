@@ -10,6 +10,7 @@ mod browser;
 mod checkpoints;
 mod cli;
 mod client;
+mod console;
 mod corruption;
 mod crash_loss;
 mod datadir;

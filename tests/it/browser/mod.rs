@@ -16,6 +16,8 @@
 //! Without them the test prints `browser: skipped: chromium not installed` and passes, unless
 //! `TOPICS_REQUIRE_BROWSER=1` (set by `.ci/run`) turns the skip into a failure.
 
+/// The web console page, driven through the same `Browser`.
+mod console;
 mod relay;
 mod webdriver;
 

@@ -42,6 +42,9 @@ pub(super) fn tools() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// The key under which WebDriver returns an element reference (W3C WebDriver §12.1).
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -153,6 +156,44 @@ impl Browser {
     pub(super) fn exec(&self, script: &str, args: Value) -> Value {
         let body = json!({ "script": script, "args": args });
         self.session_call("POST", "/execute/sync", Some(&body))
+    }
+
+    /// The WebDriver id of the first element matching the CSS `selector` (panics if none).
+    pub(super) fn find(&self, selector: &str) -> String {
+        let body = json!({ "using": "css selector", "value": selector });
+        let found = self.session_call("POST", "/element", Some(&body));
+        let id = found[ELEMENT].as_str();
+        id.unwrap_or_else(|| panic!("no element id for {selector}: {found}"))
+            .to_string()
+    }
+
+    /// Click the element matching `selector`, as a user would.
+    pub(super) fn click(&self, selector: &str) {
+        let id = self.find(selector);
+        self.session_call("POST", &format!("/element/{id}/click"), Some(&json!({})));
+    }
+
+    /// Replace the value of the input matching `selector` by typing `text` into it.
+    pub(super) fn type_into(&self, selector: &str, text: &str) {
+        let id = self.find(selector);
+        self.session_call("POST", &format!("/element/{id}/clear"), Some(&json!({})));
+        let keys = json!({ "text": text });
+        self.session_call("POST", &format!("/element/{id}/value"), Some(&keys));
+    }
+
+    pub(super) fn set_window_size(&self, width: u32, height: u32) {
+        let rect = json!({ "width": width, "height": height });
+        self.session_call("POST", "/window/rect", Some(&rect));
+    }
+
+    /// The visible page as PNG bytes.
+    pub(super) fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let png = self.session_call("GET", "/screenshot", None);
+        let png = png.as_str().expect("a base64 screenshot");
+        base64::engine::general_purpose::STANDARD
+            .decode(png)
+            .expect("screenshot is base64")
     }
 
     /// Every process to reap: ChromeDriver's descendants and anything on our profile dir.
