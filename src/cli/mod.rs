@@ -1,12 +1,13 @@
-//! Client subcommands of the `topics` binary: `write`, `tail`, `watch`, `work` and topic admin
-//! (`ls`, `stat`, `create`, `rm`). They talk to a running server over its HTTP API
-//! (`docs/API.md`) through [`client::Client`] and never touch a data directory. Each runs on
+//! Client subcommands of the `topics` binary: `write`, `tail`, `watch`, `work`, topic admin
+//! (`ls`, `stat`, `create`, `rm`) and `backup`. They talk to a running server over its HTTP API
+//! (`docs/API.md`) through [`client::Client`] and never touch the server's data directory. Each runs on
 //! a current-thread tokio runtime: one connection's worth of work needs no thread pool.
 //!
 //! Exit codes (docs/OPERATIONS.md): 0 success, 1 server or network error (`error: CODE:
 //! MESSAGE` on stderr), 2 usage error, 3 `tail --fail-on-gap` crossed a gap.
 
 pub mod admin;
+pub mod backup;
 pub mod client;
 pub mod job;
 pub mod sse;
@@ -67,6 +68,9 @@ pub enum ClientCommand {
     /// Delete a topic and all its records
     #[command(after_help = admin::RM_EXAMPLE)]
     Rm(admin::RmArgs),
+    /// Take an online backup into a new directory or a `.tar` file, and verify it
+    #[command(after_help = backup::EXAMPLE)]
+    Backup(backup::BackupArgs),
 }
 
 /// Why a client subcommand stopped.
@@ -141,6 +145,7 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Stat(a) => admin::stat(a).await,
             ClientCommand::Create(a) => admin::create(a).await,
             ClientCommand::Rm(a) => admin::rm(a).await,
+            ClientCommand::Backup(a) => backup::run(a).await,
         }
     });
     match result {

@@ -1,9 +1,10 @@
-//! The client subcommands (`topics write|tail|watch|work|ls|stat|create|rm`) run as the real
+//! The client subcommands (`topics write|tail|watch|work|ls|stat|create|rm|backup`) run as the real
 //! binary against a real server: batching and retries of `write`, cursors and gap reports of
 //! `tail`, resume of `watch` across a dropped connection, the worker runner's ack/nack, lease
 //! keeping and clean stop, admin, auth and exit codes.
 
 mod admin;
+mod backup;
 mod tail;
 mod watch;
 mod work;
