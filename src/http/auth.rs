@@ -1,5 +1,5 @@
 //! Bearer authentication and scopes (API.md §1), in front of every route (the write
-//! shortcut included): probe and watch-stream bypass → authenticate (`401`) → route scope
+//! shortcut included): probe, watch-stream and API-document bypass → authenticate (`401`) → route scope
 //! (`403`) → path-name prefix (`403`); the handler then checks names in bodies and filters
 //! listings with the `Caller` this leaves in the request's extensions.
 //! Invariant: with keys configured no request reaches a handler without passing here, and a
@@ -64,6 +64,10 @@ pub fn check(
 ) -> Result<Caller, ApiError> {
     let keys = state.keys();
     if keys.is_empty() {
+        return Ok(Caller(None));
+    }
+    // The API description is public: a client reads it before it has a key.
+    if method == Method::GET && uri.path() == super::openapi::PATH {
         return Ok(Caller(None));
     }
     let path = auth::percent_decode(uri.path());
