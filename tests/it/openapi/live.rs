@@ -1,0 +1,357 @@
+//! The document against a running server: every documented operation, called with its own
+//! examples (path and query parameters, request body), is served (not the router's 404/405)
+//! and answers a documented status whose body matches the documented schema; a set of
+//! error cases answers the documented errors; the document is served byte for byte without
+//! a key.
+
+use super::schema::Validator;
+use super::{document, operations, resolved, Operation};
+use crate::harness::http::Response;
+use crate::harness::sse::{Item, SseStream};
+use crate::harness::{query_escape, records, Server, TempDir};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// What the checker needs of an answer (a plain response or an event stream's head).
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl From<Response> for Answer {
+    fn from(r: Response) -> Answer {
+        Answer {
+            status: r.status,
+            content_type: r.header("content-type").unwrap_or_default().to_string(),
+            body: r.body,
+        }
+    }
+}
+
+/// Does `a` match a documented response of `op`: its status, its content type, and (strictly)
+/// the schema of that media type?
+fn check(doc: &Value, op: &Operation, a: &Answer) -> Result<(), String> {
+    let name = format!("{} {}", op.method.to_ascii_uppercase(), op.path);
+    let text = String::from_utf8_lossy(&a.body);
+    let documented = op.op["responses"]
+        .get(a.status.to_string())
+        .ok_or_else(|| format!("{name}: status {} is not documented; body {text}", a.status))?;
+    let essence = a
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let media = resolved(doc, documented)["content"]
+        .get(&essence)
+        .ok_or_else(|| {
+            format!(
+                "{name}: {} with undocumented content type {essence:?}",
+                a.status
+            )
+        })?;
+    let instance = match essence.as_str() {
+        "application/json" => serde_json::from_slice(&a.body)
+            .map_err(|e| format!("{name}: {} body is not JSON ({e}): {text}", a.status))?,
+        _ => Value::String(text.to_string()),
+    };
+    let errs = Validator::new(doc, true).validate(&media["schema"], &instance);
+    match errs.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "{name} {}: {}\nbody: {text}",
+            a.status,
+            errs.join("; ")
+        )),
+    }
+}
+
+/// The concrete path and query of `op`, from its parameters' examples (`wid` overridden).
+fn target(op: &Operation, wid: &str) -> String {
+    let mut path = op.path.to_string();
+    let mut query = Vec::new();
+    for p in &op.params {
+        let name = p["name"].as_str().expect("parameter name");
+        let example = p["example"].as_str().map(str::to_string);
+        match p["in"].as_str() {
+            Some("path") => {
+                let v = if name == "wid" {
+                    Some(wid.to_string())
+                } else {
+                    example
+                };
+                let v = v
+                    .unwrap_or_else(|| panic!("{}: path parameter {name} has no example", op.path));
+                path = path.replace(&format!("{{{name}}}"), &query_escape(&v));
+            }
+            Some("query") if p["required"] == true => {
+                let v = example
+                    .unwrap_or_else(|| panic!("{}: required {name} has no example", op.path));
+                query.push(format!("{name}={}", query_escape(&v)));
+            }
+            _ => {}
+        }
+    }
+    match query.is_empty() {
+        true => path,
+        false => format!("{path}?{}", query.join("&")),
+    }
+}
+
+/// The first example of the JSON request body, if the operation takes one.
+fn body_example<'d>(op: &Operation<'d>) -> Option<&'d Value> {
+    let media = op
+        .op
+        .get("requestBody")?
+        .get("content")?
+        .get("application/json")?;
+    media
+        .get("example")
+        .or_else(|| media["examples"].as_object()?.values().next()?.get("value"))
+}
+
+fn streams(op: &Operation) -> bool {
+    op.op["responses"]["200"]["content"]
+        .get("text/event-stream")
+        .is_some()
+}
+
+/// Call `op` as its examples describe; an event stream is opened, its first item read, and
+/// closed.
+fn call(s: &Server, op: &Operation, wid: &str) -> Answer {
+    let path = target(op, wid);
+    let method = op.method.to_ascii_uppercase();
+    if streams(op) {
+        return open_stream(s, &path, "text/event-stream");
+    }
+    match body_example(op) {
+        Some(b) => s.send_json(&method, &path, b).into(),
+        None => s.req(&method, &path, &[], b"").into(),
+    }
+}
+
+fn open_stream(s: &Server, path: &str, accept: &str) -> Answer {
+    let mut sse = SseStream::open(s.addr, path, &[("Accept", accept)]);
+    let content_type = sse.header("content-type").unwrap_or_default().to_string();
+    let status = sse.status;
+    if status != 200 {
+        let body = serde_json::to_vec(&sse.error_json()).unwrap();
+        return Answer {
+            status,
+            content_type,
+            body,
+        };
+    }
+    let first = sse.next(Duration::from_secs(10));
+    assert_eq!(
+        first,
+        Ok(Item::Retry(2000)),
+        "{path}: the stream opens with its retry"
+    );
+    Answer {
+        status,
+        content_type,
+        body: Vec::new(),
+    }
+}
+
+/// The topics, queue, router and watch session the examples name (`orders`, `emails`,
+/// `payments->ledger`); returns the session's `wid`.
+fn fixtures(s: &Server) -> String {
+    s.create("orders", json!({}));
+    s.write("orders", records(3));
+    s.create("emails", json!({"type": "queue"}));
+    s.write("emails", records(3));
+    let router = json!({"source": "payments", "dest": "ledger"});
+    s.put("/v0/routers/payments-%3Eledger", &router).expect(201);
+    s.write("payments", records(2));
+    s.watch_all(&["orders".to_string()])
+}
+
+#[test]
+fn every_documented_operation_is_served_and_answers_its_examples_as_documented() {
+    let doc = document();
+    let s = Server::start();
+    let wid = fixtures(&s);
+    // What the router itself answers for a path it does not know and a method it does not
+    // serve: a documented operation must never get these.
+    let no_route = s.get("/v0/no-such-route");
+    assert_eq!(no_route.status, 404);
+    let no_method = s.req("PATCH", "/v0/topics", &[], b"");
+    assert_eq!(no_method.status, 405);
+    let mut ops = operations(&doc);
+    // Deletes last, so the other operations find what their examples name.
+    ops.sort_by_key(|o| o.method == "delete");
+    let mut failures = Vec::new();
+    for op in &ops {
+        let a = call(&s, op, &wid);
+        let name = format!("{} {}", op.method.to_ascii_uppercase(), target(op, &wid));
+        assert!(
+            !(a.status == 404 && a.body == no_route.body) && a.status != 405,
+            "{name} is documented but not served: {} {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        );
+        if !(200..300).contains(&a.status) {
+            failures.push(format!(
+                "{name}: {} {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            ));
+        }
+        if let Err(e) = check(&doc, op, &a) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The operation whose path template matches `path` (query stripped).
+fn find<'d>(ops: &'d [Operation<'d>], method: &str, path: &str) -> &'d Operation<'d> {
+    let path = path.split('?').next().unwrap_or_default();
+    let segs: Vec<&str> = path.split('/').collect();
+    ops.iter()
+        .find(|o| {
+            let t: Vec<&str> = o.path.split('/').collect();
+            o.method.eq_ignore_ascii_case(method)
+                && t.len() == segs.len()
+                && t.iter()
+                    .zip(&segs)
+                    .all(|(t, s)| t == s || t.starts_with('{'))
+        })
+        .unwrap_or_else(|| panic!("no documented operation for {method} {path}"))
+}
+
+/// A request, the status and error code it must get, and the check against the document.
+fn expect(doc: &Value, ops: &[Operation], method: &str, path: &str, a: Answer, want: (u16, &str)) {
+    let text = String::from_utf8_lossy(&a.body).to_string();
+    assert_eq!(a.status, want.0, "{method} {path}: {text}");
+    if !want.1.is_empty() {
+        let body: Value = serde_json::from_slice(&a.body).unwrap_or_default();
+        assert_eq!(body["error"]["code"], want.1, "{method} {path}: {text}");
+    }
+    if let Err(e) = check(doc, find(ops, method, path), &a) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn answers_off_the_happy_path_match_the_documented_responses() {
+    let doc = document();
+    let ops = operations(&doc);
+    let s = Server::start_with(&[], Some("[limits]\nmax_body_bytes = 65536\n"));
+    fixtures(&s);
+    s.create("full", json!({"cap_records": 1, "discard": "reject"}));
+    s.write("full", records(1));
+    s.create("capped", json!({"cap_records": 2}));
+    s.write("capped", records(5));
+    let json_ct = [("Content-Type", "application/json")];
+    let deep = format!(
+        "{{\"records\":[{{\"data\":{}1{}}}]}}",
+        "[".repeat(129),
+        "]".repeat(129)
+    );
+    let cases: Vec<(&str, String, Answer, (u16, &str))> = vec![
+        ("GET", "/v0/topics/absent".into(), s.get("/v0/topics/absent").into(), (404, "topic_not_found")),
+        ("GET", "/v0/topics/emails".into(), s.get("/v0/topics/emails").into(), (200, "")),
+        ("GET", "/v0/topics?page_size=1".into(), s.get("/v0/topics?page_size=1").into(), (200, "")),
+        ("GET", "/v0/topics?cursor=%25%25".into(), s.get("/v0/topics?cursor=%25%25").into(), (400, "invalid_request")),
+        ("PUT", "/v0/topics/bad%20name".into(), s.put("/v0/topics/bad%20name", &json!({})).into(), (400, "invalid_request")),
+        ("PUT", "/v0/topics/fresh".into(), s.req("PUT", "/v0/topics/fresh", &[], b"").into(), (201, "")),
+        ("PUT", "/v0/topics/orders".into(), s.put("/v0/topics/orders", &json!({"type": "queue"})).into(), (409, "topic_exists_incompatible")),
+        ("PUT", "/v0/topics/q2".into(), s.put("/v0/topics/q2", &json!({"type": "queue", "retry_backoff": {"base_ms": 10, "max_ms": 100}})).into(), (201, "")),
+        ("DELETE", "/v0/topics/orders?if_empty=true".into(), s.delete("/v0/topics/orders?if_empty=true").into(), (409, "topic_not_empty")),
+        ("DELETE", "/v0/topics/never".into(), s.delete("/v0/topics/never").into(), (200, "")),
+        ("POST", "/v0/topics/orders".into(), s.req("POST", "/v0/topics/orders", &[("Content-Type", "text/plain")], b"{}").into(), (415, "unsupported_media_type")),
+        ("POST", "/v0/topics/orders".into(), s.post("/v0/topics/orders", &json!({"records": []})).into(), (400, "invalid_request")),
+        ("POST", "/v0/topics/orders".into(), s.req("POST", "/v0/topics/orders", &json_ct, deep.as_bytes()).into(), (400, "invalid_request")),
+        ("POST", "/v0/topics/orders".into(), s.req("POST", "/v0/topics/orders", &json_ct, &vec![b' '; 70_000]).into(), (413, "payload_too_large")),
+        ("POST", "/v0/topics/absent".into(), s.post("/v0/topics/absent", &json!({"records": [{"data": 1}], "create": false})).into(), (404, "topic_not_found")),
+        ("POST", "/v0/topics/full".into(), s.post("/v0/topics/full", &json!({"records": [{"data": 2}]})).into(), (422, "topic_full")),
+        ("POST", "/v0/topics/new1?return_seqs=false".into(), s.post("/v0/topics/new1?return_seqs=false", &json!({"records": [{"data": 1, "tag": "t", "meta": {"m": 1}}]})).into(), (201, "")),
+        ("POST", "/v0/topics/new1".into(), s.post("/v0/topics/new1", &json!({"records": [{"data": 1}], "idempotency_key": "k"})).into(), (200, "")),
+        ("POST", "/v0/topics/new1".into(), s.post("/v0/topics/new1", &json!({"records": [{"data": 1}], "idempotency_key": "k"})).into(), (200, "")),
+        ("POST", "/v0/topics/capped/diff".into(), s.post("/v0/topics/capped/diff", &json!({"include_tags": true})).into(), (200, "")),
+        ("POST", "/v0/topics/new1/diff".into(), s.post("/v0/topics/new1/diff", &json!({"include_tags": true, "node": ["x", "y"]})).into(), (200, "")),
+        ("POST", "/v0/topics/absent/diff".into(), s.req("POST", "/v0/topics/absent/diff", &[], b"").into(), (404, "topic_not_found")),
+        ("POST", "/v0/topics/orders/delete".into(), s.post("/v0/topics/orders/delete", &json!({})).into(), (400, "invalid_request")),
+        ("POST", "/v0/topics/orders/claim".into(), s.post("/v0/topics/orders/claim", &json!({"node": "w"})).into(), (409, "not_a_queue")),
+        ("POST", "/v0/topics/emails/claim".into(), s.post("/v0/topics/emails/claim", &json!({"node": "w", "max": 2})).into(), (200, "")),
+        ("POST", "/v0/topics/emails/extend".into(), s.post("/v0/topics/emails/extend", &json!({"node": "w", "seqs": [1, 2], "lease_ms": 1000})).into(), (200, "")),
+        ("POST", "/v0/topics/emails/nack".into(), s.post("/v0/topics/emails/nack", &json!({"node": "w", "seqs": [2]})).into(), (200, "")),
+        ("POST", "/v0/topics/emails/ack".into(), s.post("/v0/topics/emails/ack", &json!({"node": "w", "seqs": (0..1001).collect::<Vec<_>>()})).into(), (400, "batch_too_large")),
+        ("POST", "/v0/topics/emails/ack".into(), s.post("/v0/topics/emails/ack", &json!({"node": ""})).into(), (400, "invalid_request")),
+        ("POST", "/v0/topics/absent/nack".into(), s.post("/v0/topics/absent/nack", &json!({"node": "w", "seqs": []})).into(), (404, "topic_not_found")),
+        ("GET", "/v0/topics/emails/work".into(), open_stream(&s, "/v0/topics/emails/work?node=w", "application/json"), (406, "not_acceptable")),
+        ("GET", "/v0/topics/emails/work".into(), open_stream(&s, "/v0/topics/emails/work", "*/*"), (400, "invalid_request")),
+        ("GET", "/v0/topics/orders/work".into(), open_stream(&s, "/v0/topics/orders/work?node=w", "*/*"), (409, "not_a_queue")),
+        ("PUT", "/v0/routers/ledger-%3Epayments".into(), s.put("/v0/routers/ledger-%3Epayments", &json!({"source": "ledger", "dest": "payments"})).into(), (409, "router_cycle")),
+        ("PUT", "/v0/routers/x-%3Eledger".into(), s.put("/v0/routers/x-%3Eledger", &json!({"source": "x", "dest": "ledger"})).into(), (409, "topic_exists_incompatible")),
+        ("PUT", "/v0/routers/a-%3Eb".into(), s.put("/v0/routers/a-%3Eb", &json!({"source": "a", "dest": "b", "filter": ["tag", "Eq", "v"], "guarantee": "exactly_once"})).into(), (201, "")),
+        ("PUT", "/v0/routers/c-%3Ed".into(), s.put("/v0/routers/c-%3Ed", &json!({"source": "c", "dest": "d", "create_dest": false})).into(), (404, "topic_not_found")),
+        ("PUT", "/v0/routers/c-%3Ed".into(), s.put("/v0/routers/c-%3Ed", &json!({"source": "c", "dest": 1})).into(), (400, "invalid_request")),
+        ("GET", "/v0/routers/absent".into(), s.get("/v0/routers/absent").into(), (404, "router_not_found")),
+        ("GET", "/v0/routers?page_size=1".into(), s.get("/v0/routers?page_size=1").into(), (200, "")),
+        ("DELETE", "/v0/routers/absent".into(), s.delete("/v0/routers/absent").into(), (200, "")),
+        ("POST", "/v0/watch".into(), s.post("/v0/watch", &json!({"topics": {"absent": {}}})).into(), (404, "topic_not_found")),
+        ("POST", "/v0/watch".into(), s.post("/v0/watch", &json!({"topics": {}})).into(), (400, "invalid_request")),
+        ("POST", "/v0/watch?lenient=true".into(), s.post("/v0/watch?lenient=true", &json!({"topics": {"absent": {}, "orders": {"tail": true}}})).into(), (200, "")),
+        ("GET", "/v0/watch/wid_nope".into(), open_stream(&s, "/v0/watch/wid_nope", "text/event-stream"), (404, "not_found")),
+        ("GET", "/v0/metrics".into(), s.req("GET", "/v0/metrics", &[("Accept", "application/json")], b"").into(), (200, "")),
+    ];
+    for (method, path, answer, want) in cases {
+        expect(&doc, &ops, method, &path, answer, want);
+    }
+}
+
+#[test]
+fn the_document_is_served_without_a_key_and_matches_the_source() {
+    let doc = document();
+    let ops = operations(&doc);
+    let tmp = TempDir::new();
+    let dir = tmp.path().join("data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
+    let s = Server::start_raw(&args, &[("TOPICS_API_KEYS", "all-key,ro-key:read")], &dir);
+    let served = s.get("/v0/openapi.json");
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("content-type"), Some("application/json"));
+    assert_eq!(
+        served.json(),
+        doc,
+        "the binary serves src/http/openapi.json"
+    );
+    expect(
+        &doc,
+        &ops,
+        "GET",
+        "/v0/openapi.json",
+        served.into(),
+        (200, ""),
+    );
+    // Only the exact GET is open: the path is otherwise an ordinary unknown route.
+    let post = s.req("POST", "/v0/openapi.json", &[], b"");
+    assert_eq!(post.status, 401, "{}", post.text());
+    let cases = [
+        ("GET", "/v0/topics", None, (401, "unauthorized")),
+        (
+            "PUT",
+            "/v0/topics/t",
+            Some("Bearer ro-key"),
+            (403, "forbidden"),
+        ),
+        ("GET", "/v0/metrics", None, (401, "unauthorized")),
+        ("GET", "/v0/health", None, (200, "")),
+    ];
+    for (method, path, key, want) in cases {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("Authorization", k)).into_iter().collect();
+        let a = s.req(method, path, &headers, b"").into();
+        expect(&doc, &ops, method, path, a, want);
+    }
+}
