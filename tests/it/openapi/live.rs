@@ -12,11 +12,13 @@ use crate::harness::{query_escape, records, Server, TempDir};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// What the checker needs of an answer (a plain response or an event stream's head).
+/// What the checker needs of an answer: a plain response, or an event stream's first events.
 struct Answer {
     status: u16,
     content_type: String,
     body: Vec<u8>,
+    /// Events of a `text/event-stream` as `{event, data, id?}`, the shape its schema describes.
+    events: Vec<Value>,
 }
 
 impl From<Response> for Answer {
@@ -25,6 +27,7 @@ impl From<Response> for Answer {
             status: r.status,
             content_type: r.header("content-type").unwrap_or_default().to_string(),
             body: r.body,
+            events: Vec::new(),
         }
     }
 }
@@ -52,12 +55,18 @@ fn check(doc: &Value, op: &Operation, a: &Answer) -> Result<(), String> {
                 a.status
             )
         })?;
-    let instance = match essence.as_str() {
-        "application/json" => serde_json::from_slice(&a.body)
-            .map_err(|e| format!("{name}: {} body is not JSON ({e}): {text}", a.status))?,
-        _ => Value::String(text.to_string()),
+    let instances = match essence.as_str() {
+        "application/json" => vec![serde_json::from_slice(&a.body)
+            .map_err(|e| format!("{name}: {} body is not JSON ({e}): {text}", a.status))?],
+        // The schema of an event stream describes each of its events.
+        "text/event-stream" => a.events.clone(),
+        _ => vec![Value::String(text.to_string())],
     };
-    let errs = Validator::new(doc, true).validate(&media["schema"], &instance);
+    let v = Validator::new(doc, true);
+    let errs: Vec<String> = instances
+        .iter()
+        .flat_map(|i| v.validate(&media["schema"], i))
+        .collect();
     match errs.is_empty() {
         true => Ok(()),
         false => Err(format!(
@@ -138,10 +147,12 @@ fn open_stream(s: &Server, path: &str, accept: &str) -> Answer {
     let status = sse.status;
     if status != 200 {
         let body = serde_json::to_vec(&sse.error_json()).unwrap();
+        let events = Vec::new();
         return Answer {
             status,
             content_type,
             body,
+            events,
         };
     }
     let first = sse.next(Duration::from_secs(10));
@@ -150,10 +161,30 @@ fn open_stream(s: &Server, path: &str, accept: &str) -> Answer {
         Ok(Item::Retry(2000)),
         "{path}: the stream opens with its retry"
     );
+    // The events the fixtures make due at once (caught-up, jobs), within a bounded wait.
+    let mut events = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while events.len() < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match sse.next(left) {
+            Ok(Item::Event { event, data, id }) => {
+                let mut e = json!({ "event": event, "data": data });
+                if let Some(id) = id {
+                    e["id"] = json!(id);
+                }
+                events.push(e);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(!events.is_empty(), "{path}: no event within 2 s");
+    let body = Vec::new();
     Answer {
         status,
         content_type,
-        body: Vec::new(),
+        body,
+        events,
     }
 }
 
