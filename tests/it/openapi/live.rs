@@ -268,6 +268,28 @@ fn expect(doc: &Value, ops: &[Operation], method: &str, path: &str, a: Answer, w
     }
 }
 
+/// How a request of the error-case table is sent.
+enum Send {
+    Empty,
+    Json(Value),
+    /// Raw bytes with this `Content-Type`.
+    Raw(&'static str, Vec<u8>),
+    /// No body, with this `Accept`.
+    Accept(&'static str),
+    /// An event-stream GET with this `Accept`.
+    Stream(&'static str),
+}
+
+fn send(s: &Server, method: &str, path: &str, how: Send) -> Answer {
+    match how {
+        Send::Empty => s.req(method, path, &[], b"").into(),
+        Send::Json(b) => s.send_json(method, path, &b).into(),
+        Send::Raw(ct, b) => s.req(method, path, &[("Content-Type", ct)], &b).into(),
+        Send::Accept(a) => s.req(method, path, &[("Accept", a)], b"").into(),
+        Send::Stream(accept) => open_stream(s, path, accept),
+    }
+}
+
 #[test]
 fn answers_off_the_happy_path_match_the_documented_responses() {
     let doc = document();
@@ -278,62 +300,255 @@ fn answers_off_the_happy_path_match_the_documented_responses() {
     s.write("full", records(1));
     s.create("capped", json!({"cap_records": 2}));
     s.write("capped", records(5));
-    let json_ct = [("Content-Type", "application/json")];
     let deep = format!(
         "{{\"records\":[{{\"data\":{}1{}}}]}}",
         "[".repeat(129),
         "]".repeat(129)
     );
-    let cases: Vec<(&str, String, Answer, (u16, &str))> = vec![
-        ("GET", "/v0/topics/absent".into(), s.get("/v0/topics/absent").into(), (404, "topic_not_found")),
-        ("GET", "/v0/topics/emails".into(), s.get("/v0/topics/emails").into(), (200, "")),
-        ("GET", "/v0/topics?page_size=1".into(), s.get("/v0/topics?page_size=1").into(), (200, "")),
-        ("GET", "/v0/topics?cursor=%25%25".into(), s.get("/v0/topics?cursor=%25%25").into(), (400, "invalid_request")),
-        ("PUT", "/v0/topics/bad%20name".into(), s.put("/v0/topics/bad%20name", &json!({})).into(), (400, "invalid_request")),
-        ("PUT", "/v0/topics/fresh".into(), s.req("PUT", "/v0/topics/fresh", &[], b"").into(), (201, "")),
-        ("PUT", "/v0/topics/orders".into(), s.put("/v0/topics/orders", &json!({"type": "queue"})).into(), (409, "topic_exists_incompatible")),
-        ("PUT", "/v0/topics/q2".into(), s.put("/v0/topics/q2", &json!({"type": "queue", "retry_backoff": {"base_ms": 10, "max_ms": 100}})).into(), (201, "")),
-        ("DELETE", "/v0/topics/orders?if_empty=true".into(), s.delete("/v0/topics/orders?if_empty=true").into(), (409, "topic_not_empty")),
-        ("DELETE", "/v0/topics/never".into(), s.delete("/v0/topics/never").into(), (200, "")),
-        ("POST", "/v0/topics/orders".into(), s.req("POST", "/v0/topics/orders", &[("Content-Type", "text/plain")], b"{}").into(), (415, "unsupported_media_type")),
-        ("POST", "/v0/topics/orders".into(), s.post("/v0/topics/orders", &json!({"records": []})).into(), (400, "invalid_request")),
-        ("POST", "/v0/topics/orders".into(), s.req("POST", "/v0/topics/orders", &json_ct, deep.as_bytes()).into(), (400, "invalid_request")),
-        ("POST", "/v0/topics/orders".into(), s.req("POST", "/v0/topics/orders", &json_ct, &vec![b' '; 70_000]).into(), (413, "payload_too_large")),
-        ("POST", "/v0/topics/absent".into(), s.post("/v0/topics/absent", &json!({"records": [{"data": 1}], "create": false})).into(), (404, "topic_not_found")),
-        ("POST", "/v0/topics/full".into(), s.post("/v0/topics/full", &json!({"records": [{"data": 2}]})).into(), (422, "topic_full")),
-        ("POST", "/v0/topics/new1?return_seqs=false".into(), s.post("/v0/topics/new1?return_seqs=false", &json!({"records": [{"data": 1, "tag": "t", "meta": {"m": 1}}]})).into(), (201, "")),
-        ("POST", "/v0/topics/new1".into(), s.post("/v0/topics/new1", &json!({"records": [{"data": 1}], "idempotency_key": "k"})).into(), (200, "")),
-        ("POST", "/v0/topics/new1".into(), s.post("/v0/topics/new1", &json!({"records": [{"data": 1}], "idempotency_key": "k"})).into(), (200, "")),
-        ("POST", "/v0/topics/capped/diff".into(), s.post("/v0/topics/capped/diff", &json!({"include_tags": true})).into(), (200, "")),
-        ("POST", "/v0/topics/new1/diff".into(), s.post("/v0/topics/new1/diff", &json!({"include_tags": true, "node": ["x", "y"]})).into(), (200, "")),
-        ("POST", "/v0/topics/absent/diff".into(), s.req("POST", "/v0/topics/absent/diff", &[], b"").into(), (404, "topic_not_found")),
-        ("POST", "/v0/topics/orders/delete".into(), s.post("/v0/topics/orders/delete", &json!({})).into(), (400, "invalid_request")),
-        ("POST", "/v0/topics/orders/claim".into(), s.post("/v0/topics/orders/claim", &json!({"node": "w"})).into(), (409, "not_a_queue")),
-        ("POST", "/v0/topics/emails/claim".into(), s.post("/v0/topics/emails/claim", &json!({"node": "w", "max": 2})).into(), (200, "")),
-        ("POST", "/v0/topics/emails/extend".into(), s.post("/v0/topics/emails/extend", &json!({"node": "w", "seqs": [1, 2], "lease_ms": 1000})).into(), (200, "")),
-        ("POST", "/v0/topics/emails/nack".into(), s.post("/v0/topics/emails/nack", &json!({"node": "w", "seqs": [2]})).into(), (200, "")),
-        ("POST", "/v0/topics/emails/ack".into(), s.post("/v0/topics/emails/ack", &json!({"node": "w", "seqs": (0..1001).collect::<Vec<_>>()})).into(), (400, "batch_too_large")),
-        ("POST", "/v0/topics/emails/ack".into(), s.post("/v0/topics/emails/ack", &json!({"node": ""})).into(), (400, "invalid_request")),
-        ("POST", "/v0/topics/absent/nack".into(), s.post("/v0/topics/absent/nack", &json!({"node": "w", "seqs": []})).into(), (404, "topic_not_found")),
-        ("GET", "/v0/topics/emails/work".into(), open_stream(&s, "/v0/topics/emails/work?node=w", "application/json"), (406, "not_acceptable")),
-        ("GET", "/v0/topics/emails/work".into(), open_stream(&s, "/v0/topics/emails/work", "*/*"), (400, "invalid_request")),
-        ("GET", "/v0/topics/orders/work".into(), open_stream(&s, "/v0/topics/orders/work?node=w", "*/*"), (409, "not_a_queue")),
-        ("PUT", "/v0/routers/ledger-%3Epayments".into(), s.put("/v0/routers/ledger-%3Epayments", &json!({"source": "ledger", "dest": "payments"})).into(), (409, "router_cycle")),
-        ("PUT", "/v0/routers/x-%3Eledger".into(), s.put("/v0/routers/x-%3Eledger", &json!({"source": "x", "dest": "ledger"})).into(), (409, "topic_exists_incompatible")),
-        ("PUT", "/v0/routers/a-%3Eb".into(), s.put("/v0/routers/a-%3Eb", &json!({"source": "a", "dest": "b", "filter": ["tag", "Eq", "v"], "guarantee": "exactly_once"})).into(), (201, "")),
-        ("PUT", "/v0/routers/c-%3Ed".into(), s.put("/v0/routers/c-%3Ed", &json!({"source": "c", "dest": "d", "create_dest": false})).into(), (404, "topic_not_found")),
-        ("PUT", "/v0/routers/c-%3Ed".into(), s.put("/v0/routers/c-%3Ed", &json!({"source": "c", "dest": 1})).into(), (400, "invalid_request")),
-        ("GET", "/v0/routers/absent".into(), s.get("/v0/routers/absent").into(), (404, "router_not_found")),
-        ("GET", "/v0/routers?page_size=1".into(), s.get("/v0/routers?page_size=1").into(), (200, "")),
-        ("DELETE", "/v0/routers/absent".into(), s.delete("/v0/routers/absent").into(), (200, "")),
-        ("POST", "/v0/watch".into(), s.post("/v0/watch", &json!({"topics": {"absent": {}}})).into(), (404, "topic_not_found")),
-        ("POST", "/v0/watch".into(), s.post("/v0/watch", &json!({"topics": {}})).into(), (400, "invalid_request")),
-        ("POST", "/v0/watch?lenient=true".into(), s.post("/v0/watch?lenient=true", &json!({"topics": {"absent": {}, "orders": {"tail": true}}})).into(), (200, "")),
-        ("GET", "/v0/watch/wid_nope".into(), open_stream(&s, "/v0/watch/wid_nope", "text/event-stream"), (404, "not_found")),
-        ("GET", "/v0/metrics".into(), s.req("GET", "/v0/metrics", &[("Accept", "application/json")], b"").into(), (200, "")),
+    use Send::*;
+    let cases: Vec<(&str, &str, Send, (u16, &str))> = vec![
+        ("GET", "/v0/topics/absent", Empty, (404, "topic_not_found")),
+        ("GET", "/v0/topics/emails", Empty, (200, "")),
+        ("GET", "/v0/topics?page_size=1", Empty, (200, "")),
+        (
+            "GET",
+            "/v0/topics?cursor=%25%25",
+            Empty,
+            (400, "invalid_request"),
+        ),
+        (
+            "PUT",
+            "/v0/topics/bad%20name",
+            Json(json!({})),
+            (400, "invalid_request"),
+        ),
+        ("PUT", "/v0/topics/fresh", Empty, (201, "")),
+        (
+            "PUT",
+            "/v0/topics/orders",
+            Json(json!({"type": "queue"})),
+            (409, "topic_exists_incompatible"),
+        ),
+        (
+            "PUT",
+            "/v0/topics/q2",
+            Json(json!({"type": "queue", "retry_backoff": {"base_ms": 10, "max_ms": 100}})),
+            (201, ""),
+        ),
+        (
+            "DELETE",
+            "/v0/topics/orders?if_empty=true",
+            Empty,
+            (409, "topic_not_empty"),
+        ),
+        ("DELETE", "/v0/topics/never", Empty, (200, "")),
+        (
+            "POST",
+            "/v0/topics/orders",
+            Raw("text/plain", b"{}".to_vec()),
+            (415, "unsupported_media_type"),
+        ),
+        (
+            "POST",
+            "/v0/topics/orders",
+            Json(json!({"records": []})),
+            (400, "invalid_request"),
+        ),
+        (
+            "POST",
+            "/v0/topics/orders",
+            Raw("application/json", deep.clone().into_bytes()),
+            (400, "invalid_request"),
+        ),
+        (
+            "POST",
+            "/v0/topics/orders",
+            Raw("application/json", vec![b' '; 70_000]),
+            (413, "payload_too_large"),
+        ),
+        (
+            "POST",
+            "/v0/topics/absent",
+            Json(json!({"records": [{"data": 1}], "create": false})),
+            (404, "topic_not_found"),
+        ),
+        (
+            "POST",
+            "/v0/topics/full",
+            Json(json!({"records": [{"data": 2}]})),
+            (422, "topic_full"),
+        ),
+        (
+            "POST",
+            "/v0/topics/new1?return_seqs=false",
+            Json(json!({"records": [{"data": 1, "tag": "t", "meta": {"m": 1}}]})),
+            (201, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/new1",
+            Json(json!({"records": [{"data": 1}], "idempotency_key": "k"})),
+            (200, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/new1",
+            Json(json!({"records": [{"data": 1}], "idempotency_key": "k"})),
+            (200, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/capped/diff",
+            Json(json!({"include_tags": true})),
+            (200, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/new1/diff",
+            Json(json!({"include_tags": true, "node": ["x", "y"]})),
+            (200, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/absent/diff",
+            Empty,
+            (404, "topic_not_found"),
+        ),
+        (
+            "POST",
+            "/v0/topics/orders/delete",
+            Json(json!({})),
+            (400, "invalid_request"),
+        ),
+        (
+            "POST",
+            "/v0/topics/orders/claim",
+            Json(json!({"node": "w"})),
+            (409, "not_a_queue"),
+        ),
+        (
+            "POST",
+            "/v0/topics/emails/claim",
+            Json(json!({"node": "w", "max": 2})),
+            (200, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/emails/extend",
+            Json(json!({"node": "w", "seqs": [1, 2], "lease_ms": 1000})),
+            (200, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/emails/nack",
+            Json(json!({"node": "w", "seqs": [2]})),
+            (200, ""),
+        ),
+        (
+            "POST",
+            "/v0/topics/emails/ack",
+            Json(json!({"node": "w", "seqs": (0..1001).collect::<Vec<_>>()})),
+            (400, "batch_too_large"),
+        ),
+        (
+            "POST",
+            "/v0/topics/emails/ack",
+            Json(json!({"node": ""})),
+            (400, "invalid_request"),
+        ),
+        (
+            "POST",
+            "/v0/topics/absent/nack",
+            Json(json!({"node": "w", "seqs": []})),
+            (404, "topic_not_found"),
+        ),
+        (
+            "GET",
+            "/v0/topics/emails/work?node=w",
+            Stream("application/json"),
+            (406, "not_acceptable"),
+        ),
+        (
+            "GET",
+            "/v0/topics/emails/work",
+            Stream("*/*"),
+            (400, "invalid_request"),
+        ),
+        (
+            "GET",
+            "/v0/topics/orders/work?node=w",
+            Stream("*/*"),
+            (409, "not_a_queue"),
+        ),
+        (
+            "PUT",
+            "/v0/routers/ledger-%3Epayments",
+            Json(json!({"source": "ledger", "dest": "payments"})),
+            (409, "router_cycle"),
+        ),
+        (
+            "PUT",
+            "/v0/routers/x-%3Eledger",
+            Json(json!({"source": "x", "dest": "ledger"})),
+            (409, "topic_exists_incompatible"),
+        ),
+        (
+            "PUT",
+            "/v0/routers/a-%3Eb",
+            Json(
+                json!({"source": "a", "dest": "b", "filter": ["tag", "Eq", "v"], "guarantee": "exactly_once"}),
+            ),
+            (201, ""),
+        ),
+        (
+            "PUT",
+            "/v0/routers/c-%3Ed",
+            Json(json!({"source": "c", "dest": "d", "create_dest": false})),
+            (404, "topic_not_found"),
+        ),
+        (
+            "PUT",
+            "/v0/routers/c-%3Ed",
+            Json(json!({"source": "c", "dest": 1})),
+            (400, "invalid_request"),
+        ),
+        (
+            "GET",
+            "/v0/routers/absent",
+            Empty,
+            (404, "router_not_found"),
+        ),
+        ("GET", "/v0/routers?page_size=1", Empty, (200, "")),
+        ("DELETE", "/v0/routers/absent", Empty, (200, "")),
+        (
+            "POST",
+            "/v0/watch",
+            Json(json!({"topics": {"absent": {}}})),
+            (404, "topic_not_found"),
+        ),
+        (
+            "POST",
+            "/v0/watch",
+            Json(json!({"topics": {}})),
+            (400, "invalid_request"),
+        ),
+        (
+            "POST",
+            "/v0/watch?lenient=true",
+            Json(json!({"topics": {"absent": {}, "orders": {"tail": true}}})),
+            (200, ""),
+        ),
+        (
+            "GET",
+            "/v0/watch/wid_nope",
+            Stream("text/event-stream"),
+            (404, "not_found"),
+        ),
+        ("GET", "/v0/metrics", Accept("application/json"), (200, "")),
     ];
-    for (method, path, answer, want) in cases {
-        expect(&doc, &ops, method, &path, answer, want);
+    for (method, path, how, want) in cases {
+        let answer = send(&s, method, path, how);
+        expect(&doc, &ops, method, path, answer, want);
     }
 }
 
