@@ -85,13 +85,14 @@ status=0
 # documented content types, and bodies that match the documented schema.
 # An event stream on an existing queue or session never ends by itself: the request timeout
 # ends the read (schemathesis checks the events it got), so it bounds each such case to 2 s.
-"$venv/bin/schemathesis" --no-color run "http://$addr/v0/openapi.json" \
+# Run from the run directory: schemathesis keeps its cache in the working directory.
+(cd "$run" && "$OLDPWD/$venv/bin/schemathesis" --no-color run "http://$addr/v0/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples "$examples" \
     --seed "$seed" \
     --workers "$workers" \
-    --request-timeout 2 "${FUZZ_ARGS[@]}" || status=$?
+    --request-timeout 2 "${FUZZ_ARGS[@]}") || status=$?
 echo "schemathesis took $(($(date +%s) - started)) s and exited $status"
 
 if ! kill -0 "$pid" 2>/dev/null; then
