@@ -1,5 +1,5 @@
 //! Bearer authentication and scopes (API.md §1), in front of every route (the write
-//! shortcut included): console-file, probe and watch-stream bypass → authenticate (`401`) → route scope
+//! shortcut included): console-file, probe, watch-stream and API-document bypass → authenticate (`401`) → route scope
 //! (`403`) → path-name prefix (`403`); the handler then checks names in bodies and filters
 //! listings with the `Caller` this leaves in the request's extensions.
 //! Invariant: with keys configured no request reaches a handler without passing here, and a
@@ -67,7 +67,9 @@ pub fn check(
         return Ok(Caller(None));
     }
     // The console's files hold no data; its data calls carry the key like any client's.
-    if super::console::is_asset(uri.path()) {
+    // The API description is public: a client reads it before it has a key.
+    let public_doc = method == Method::GET && uri.path() == super::openapi::PATH;
+    if super::console::is_asset(uri.path()) || public_doc {
         return Ok(Caller(None));
     }
     let path = auth::percent_decode(uri.path());

@@ -13,6 +13,7 @@ mod delete;
 mod diff;
 pub mod fast;
 mod metrics;
+mod openapi;
 mod probes;
 mod queue;
 mod render;
@@ -222,6 +223,7 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
         .route("/v0/ready", get(probes::ready))
         .route("/readyz", get(probes::ready))
         .route("/v0/metrics", get(metrics::metrics))
+        .route("/v0/openapi.json", get(openapi::document))
         .merge(data)
         .merge(console::routes())
         .fallback(not_found)

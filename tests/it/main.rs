@@ -24,6 +24,7 @@ mod hostile;
 mod idempotency;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod overload;
 mod probes;
 mod proxy;
