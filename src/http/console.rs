@@ -4,8 +4,10 @@
 //! these paths through); every data call the page makes is an ordinary API request that
 //! carries the key the user typed in.
 
+use crate::error::ApiError;
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -61,10 +63,23 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     frame-ancestors 'none'";
 
 /// The console's routes: GET (and so HEAD) only; other methods get the router's canonical 405.
+/// Literal paths, so the OpenAPI route test can read them; a file name that is not one of
+/// the embedded files is the router's canonical `404 route_not_found`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    ASSETS.iter().fold(Router::new(), |router, a| {
-        router.route(a.path, get(move |h: HeaderMap| async move { serve(a, &h) }))
-    })
+    Router::new()
+        .route(
+            "/",
+            get(|h: HeaderMap| async move { serve(&ASSETS[0], &h) }),
+        )
+        .route("/console/{file}", get(console_file))
+}
+
+async fn console_file(Path(file): Path<String>, h: HeaderMap) -> Response {
+    let path = format!("/console/{file}");
+    match ASSETS.iter().find(|a| a.path == path) {
+        Some(a) => serve(a, &h),
+        None => ApiError::route_not_found().into_response(),
+    }
 }
 
 /// Is `path` one of the console's files? (`auth::check` serves these without a key.)
