@@ -198,7 +198,7 @@ impl WorkStream {
             Err(QueueError::NotFound) => Next::End(None),
             Err(QueueError::NotAQueue) => {
                 let msg = format!("topic {:?} is not a queue", self.topic);
-                Next::End(Some(self.error_with(serde_json::json!(409), &msg)))
+                Next::End(Some(self.error("not_a_queue", &msg)))
             }
             // Throttled or a storage error: try again on the next pass.
             Err(e) => {
@@ -208,11 +208,8 @@ impl WorkStream {
         }
     }
 
+    /// The stream's last event; `code` is one of the API's string error codes.
     fn error(&self, code: &str, text: &str) -> Bytes {
-        self.error_with(serde_json::json!(code), text)
-    }
-
-    fn error_with(&self, code: serde_json::Value, text: &str) -> Bytes {
         let data = serde_json::json!({ "code": code, "error": text, "topic": self.topic });
         Bytes::from(format!("event: error\ndata: {data}\n\n"))
     }
