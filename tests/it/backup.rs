@@ -330,11 +330,7 @@ fn a_slow_backup_keeps_the_files_it_still_has_to_send_while_checkpoints_collect_
 
 #[test]
 fn a_backup_needs_an_admin_key_without_a_name_prefix() {
-    let tmp = TempDir::new();
-    let dir = tmp.path().join("data");
-    let args = ["--data-dir", dir.to_str().unwrap()];
-    let keys = [("TOPICS_API_KEYS", "adm:admin,wr:rw,pre:admin:tenant1.")];
-    let s = Server::start_raw(&args, &keys, &dir);
+    let s = Server::start_with_keys("adm:admin,wr:rw,pre:admin:tenant1.");
     let r = s.req("POST", "/v0/backup", &[], b"");
     assert_error(&r, 401, "unauthorized");
     let r = s.req("POST", "/v0/backup", &[("authorization", "Bearer wr")], b"");

@@ -3,7 +3,7 @@
 //! configured, GET/HEAD only, while every data route the page calls still needs the key.
 //! The page itself is driven in a browser by `browser::console`.
 
-use crate::harness::{assert_error, Server, TempDir};
+use crate::harness::{assert_error, Server};
 
 /// Every file the page loads, with its content type.
 const ASSETS: [(&str, &str); 6] = [
@@ -16,17 +16,8 @@ const ASSETS: [(&str, &str); 6] = [
 ];
 
 /// A server with one API key configured (`TOPICS_API_KEYS`).
-fn start_with_key() -> (Server, TempDir) {
-    let tmp = TempDir::new();
-    let dir = tmp.path().join("data");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ];
-    let s = Server::start_raw(&args, &[("TOPICS_API_KEYS", "console-key")], &dir);
-    (s, tmp)
+fn start_with_key() -> Server {
+    Server::start_with_keys("console-key")
 }
 
 #[test]
@@ -89,7 +80,7 @@ fn an_unchanged_asset_revalidates_with_304() {
 
 #[test]
 fn console_needs_no_key_but_every_data_route_it_calls_does() {
-    let (s, _tmp) = start_with_key();
+    let s = start_with_key();
     for (path, _) in ASSETS {
         assert_eq!(s.get(path).status, 200, "GET {path} without a key");
     }
@@ -120,7 +111,7 @@ fn console_needs_no_key_but_every_data_route_it_calls_does() {
 
 #[test]
 fn console_paths_answer_other_methods_with_the_canonical_405() {
-    let (authed, _tmp) = start_with_key();
+    let authed = start_with_key();
     let open = Server::start();
     for s in [&authed, &open] {
         for (method, path) in [

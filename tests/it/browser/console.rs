@@ -9,7 +9,7 @@
 use super::webdriver::{tools, Browser};
 use super::WAIT;
 use crate::harness::http::Response;
-use crate::harness::{Server, TempDir};
+use crate::harness::Server;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -18,21 +18,13 @@ const KEY: &str = "console-key";
 /// A server that requires `KEY`, and requests that carry it.
 struct Authed {
     server: Server,
-    _tmp: TempDir,
 }
 
 impl Authed {
     fn start() -> Authed {
-        let tmp = TempDir::new();
-        let dir = tmp.path().join("data");
-        let args = [
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.to_str().unwrap(),
-        ];
-        let server = Server::start_raw(&args, &[("TOPICS_API_KEYS", KEY)], &dir);
-        Authed { server, _tmp: tmp }
+        Authed {
+            server: Server::start_with_keys(KEY),
+        }
     }
 
     /// A request with the key; expects 2xx.
@@ -154,47 +146,41 @@ fn enter_key(browser: &Browser) {
 
 /// Topic list, queue counters and router lag as the page shows them.
 fn check_panels(browser: &Browser) {
-    wait_text(
-        browser,
-        r#"#topics tr[data-topic="orders"] td[data-col="class"]"#,
-        "fsync",
-    );
-    wait_text(
-        browser,
-        r#"#topics tr[data-topic="orders"] td[data-col="head"]"#,
-        "3",
-    );
-    wait_text(
-        browser,
-        r#"#topics tr[data-topic="sensor"] td[data-col="retention"]"#,
-        "cap 3 rec",
-    );
-    wait_text(
-        browser,
-        r#"#topics tr[data-topic="jobs"] td[data-col="type"]"#,
-        "queue",
-    );
-    wait_text(
-        browser,
-        r#"#queues tr[data-topic="jobs"] td[data-col="ready"]"#,
-        "3",
-    );
-    wait_text(
-        browser,
-        r#"#queues tr[data-topic="jobs"] td[data-col="in_flight"]"#,
-        "1",
-    );
-    wait_text(
-        browser,
-        r#"#queues tr[data-topic="jobs"] td[data-col="dead_letter"]"#,
-        "jobs.dead",
-    );
-    wait_text(
-        browser,
-        r#"#routers tr[data-router="orders->audit"] td[data-col="lag"]"#,
-        "0",
-    );
-    wait_text(browser, "#ready", "ready");
+    let expected = [
+        (
+            r#"#topics tr[data-topic="orders"] td[data-col="class"]"#,
+            "fsync",
+        ),
+        (
+            r#"#topics tr[data-topic="orders"] td[data-col="head"]"#,
+            "3",
+        ),
+        (
+            r#"#topics tr[data-topic="sensor"] td[data-col="retention"]"#,
+            "cap 3 rec",
+        ),
+        (
+            r#"#topics tr[data-topic="jobs"] td[data-col="type"]"#,
+            "queue",
+        ),
+        (r#"#queues tr[data-topic="jobs"] td[data-col="ready"]"#, "3"),
+        (
+            r#"#queues tr[data-topic="jobs"] td[data-col="in_flight"]"#,
+            "1",
+        ),
+        (
+            r#"#queues tr[data-topic="jobs"] td[data-col="dead_letter"]"#,
+            "jobs.dead",
+        ),
+        (
+            r#"#routers tr[data-router="orders->audit"] td[data-col="lag"]"#,
+            "0",
+        ),
+        ("#ready", "ready"),
+    ];
+    for (selector, text) in expected {
+        wait_text(browser, selector, text);
+    }
 }
 
 /// Start the tail form on `topic` from `from` (empty: the head).

@@ -71,10 +71,8 @@ fn backup_into_a_directory_and_a_tar_while_writes_go_on() {
 
 #[test]
 fn a_backup_never_overwrites_and_leaves_nothing_when_it_fails() {
+    let s = Server::start_with_keys("adm:admin,rw:rw");
     let tmp = TempDir::new();
-    let data = tmp.path().join("data");
-    let args = ["--data-dir", data.to_str().unwrap()];
-    let s = Server::start_raw(&args, &[("TOPICS_API_KEYS", "adm:admin,rw:rw")], &data);
     let dest = tmp.path().join("b.tar");
 
     // Without an admin key: refused, nothing written.

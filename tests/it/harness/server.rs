@@ -186,6 +186,16 @@ impl Server {
         server
     }
 
+    /// A server with API keys (`TOPICS_API_KEYS`, API.md §1) on a temp data dir it owns.
+    pub fn start_with_keys(keys: &str) -> Server {
+        let tmp = TempDir::new();
+        let dir = tmp.path().join("data");
+        let args = ["--data-dir", dir.to_str().unwrap()];
+        let mut server = Server::start_raw(&args, &[("TOPICS_API_KEYS", keys)], &dir);
+        server._tmp = Some(tmp);
+        server
+    }
+
     /// A server on a data dir the caller owns.
     pub fn start_in(data_dir: &Path, args: &[&str], config: Option<PathBuf>) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();

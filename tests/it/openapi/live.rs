@@ -8,7 +8,7 @@ use super::schema::Validator;
 use super::{document, operations, resolved, Operation};
 use crate::harness::http::Response;
 use crate::harness::sse::{Item, SseStream};
-use crate::harness::{query_escape, records, Server, TempDir};
+use crate::harness::{query_escape, records, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -556,15 +556,7 @@ fn answers_off_the_happy_path_match_the_documented_responses() {
 fn the_document_is_served_without_a_key_and_matches_the_source() {
     let doc = document();
     let ops = operations(&doc);
-    let tmp = TempDir::new();
-    let dir = tmp.path().join("data");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ];
-    let s = Server::start_raw(&args, &[("TOPICS_API_KEYS", "all-key,ro-key:read")], &dir);
+    let s = Server::start_with_keys("all-key,ro-key:read");
     let served = s.get("/v0/openapi.json");
     assert_eq!(served.status, 200);
     assert_eq!(served.header("content-type"), Some("application/json"));
