@@ -346,6 +346,7 @@ async fn start(
             idle_cutoff_ms: p.idle_cutoff_ms as i64,
         },
         total_bytes: std::sync::atomic::AtomicU64::new(0),
+        records_written: std::sync::atomic::AtomicU64::new(0),
         max_total_bytes: config.limits.max_total_bytes,
         segments_dir: Some(crate::storage::segment::dir(&config.server.data_dir)),
         seal: crate::topic::seal::SealPolicy {

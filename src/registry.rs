@@ -94,6 +94,13 @@ impl Registry {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Records accepted by writes since the process started (every class).
+    pub fn records_written(&self) -> u64 {
+        self.ctx
+            .records_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Segment files being written right now (checkpoint GC must keep them).
     pub fn segments_in_flight(&self) -> std::collections::HashSet<String> {
         self.ctx.sealer.in_flight()

@@ -86,6 +86,8 @@ pub struct Snapshot {
     pub routers: u64,
     pub records_live: u64,
     pub bytes_live: u64,
+    /// Records accepted by writes since start (a counter).
+    pub records_written: u64,
     pub queue_topics: u64,
     pub queue_leases_in_flight: u64,
     pub sse_connections: u64,
@@ -183,6 +185,7 @@ pub async fn collect(state: &AppState) -> Snapshot {
         ..WalSnapshot::of(registry.wal().stats())
     };
     snap.routers = inner.routers.get().map_or(0, |r| r.len() as u64);
+    snap.records_written = registry.records_written();
     let data_dir = state.config().server.data_dir.clone();
     snap.disk_bytes = tokio::task::spawn_blocking(move || disk_bytes(&data_dir))
         .await
@@ -273,6 +276,7 @@ pub fn render_json(s: &Snapshot) -> serde_json::Value {
         "routers": s.routers,
         "records_live": s.records_live,
         "bytes_live": s.bytes_live,
+        "records_written_total": s.records_written,
         "queue_topics": s.queue_topics,
         "queue_leases_in_flight": s.queue_leases_in_flight,
         "sse_connections": s.sse_connections,
@@ -377,6 +381,11 @@ pub fn render_text(s: &Snapshot) -> String {
         "topics_bytes_live",
         "Live payload bytes across all topics.",
         s.bytes_live,
+    );
+    t.counter(
+        "topics_records_written_total",
+        "Records accepted by writes since the process started, every durability class.",
+        s.records_written,
     );
     t.gauge(
         "topics_queue_topics",

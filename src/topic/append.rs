@@ -110,6 +110,7 @@ impl Actor {
         self.pending_records += n;
         self.pending_bytes += incoming;
         self.ctx.total_bytes.fetch_add(incoming, Ordering::Relaxed);
+        self.ctx.records_written.fetch_add(n, Ordering::Relaxed);
         self.pending.push_back(Pending {
             records,
             holes,

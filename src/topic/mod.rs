@@ -55,6 +55,8 @@ pub struct TopicCtx {
     pub priority: crate::model::priority::PriorityParams,
     /// Live payload bytes across all topics (the `max_total_bytes` quota).
     pub total_bytes: AtomicU64,
+    /// Records accepted by writes since the process started, every class (metrics).
+    pub records_written: AtomicU64,
     /// 0 = no quota.
     pub max_total_bytes: u64,
     /// Where sealed segments go (`None`: never seal).

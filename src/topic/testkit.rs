@@ -116,6 +116,7 @@ impl Harness {
             mailbox: 64,
             priority: PriorityParams::default(),
             total_bytes: AtomicU64::new(0),
+            records_written: AtomicU64::new(0),
             max_total_bytes: 0,
             segments_dir: Some(crate::storage::segment::dir(&dir)),
             // Tiny so that model tests cross tiers constantly.

@@ -207,6 +207,26 @@ fn a_fresh_server_reports_every_family_with_zeros() {
 }
 
 #[test]
+fn records_written_counts_every_accepted_record_of_every_class() {
+    let s = Server::start();
+    assert_eq!(scrape(&s).value("topics_records_written_total"), 0.0);
+    assert_eq!(scrape(&s).types["topics_records_written_total"], "counter");
+    s.create("e", json!({ "durability": "ephemeral" }));
+    s.create("f", json!({ "durability": "fsync" }));
+    s.write("e", json!([{ "data": 1 }, { "data": 2 }, { "data": 3 }]));
+    s.write("f", json!([{ "data": 1 }, { "data": 2 }]));
+    // A refused write (a record over the size limit) counts nothing.
+    let big = "x".repeat(2 << 20);
+    let r = s.post("/v0/topics/f", &json!({ "records": [{ "data": big }] }));
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Deleting records does not take the count back.
+    s.post("/v0/topics/e/delete", &json!({ "before_seq": 3 }))
+        .expect(200);
+    assert_eq!(scrape(&s).value("topics_records_written_total"), 5.0);
+    assert_eq!(scrape_json(&s)["records_written_total"], 5);
+}
+
+#[test]
 fn per_topic_series_follow_writes_and_deletes() {
     let s = Server::start();
     s.create("orders", json!({"durability": "memory", "cap_records": 3}));
@@ -286,6 +306,7 @@ fn json_variant_has_exactly_the_listed_keys() {
         "routers",
         "records_live",
         "bytes_live",
+        "records_written_total",
         "queue_topics",
         "queue_leases_in_flight",
         "sse_connections",

@@ -83,12 +83,12 @@ async function refreshMetrics() {
   // Rates between two scrapes, timed by the server's own uptime (a restart starts over).
   if (previous && m.uptime_ms > previous.uptime_ms) {
     const secs = (m.uptime_ms - previous.uptime_ms) / 1000;
-    const frames = (m.wal.frames - previous.wal.frames) / secs;
+    const written = (m.records_written_total - previous.records_written_total) / secs;
     const syncs = m.wal.fsync_count - previous.wal.fsync_count;
     const mean = syncs > 0 ? (m.wal.fsync_micros_total - previous.wal.fsync_micros_total) / syncs : null;
-    rate.push(frames);
+    rate.push(written);
     fsync.push(mean);
-    $('rate-now').textContent = compact(frames);
+    $('rate-now').textContent = compact(written);
     $('fsync-now').textContent = mean === null ? 'idle' : compact(mean);
   } else if (previous) {
     rate.reset();

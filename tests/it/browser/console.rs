@@ -273,7 +273,7 @@ fn console_tails_live_writes_shows_gaps_and_writes_with_a_key() {
     s.write("orders", &[json!({ "from": "test" })]);
     wait_rows(&browser, "the live write", &[r#"#4 {"from":"test"}"#]);
 
-    // The charts: the scrape interval holding that write (to an `fsync` topic) saw frames and
+    // The charts: the scrape interval holding that write (to an `fsync` topic) saw a record and
     // at least one sync.
     for chart in ["chart-rate", "chart-fsync"] {
         let script = format!("return Number(document.getElementById('{chart}').dataset.peak) > 0;");
