@@ -352,3 +352,23 @@ fn a_backup_needs_an_admin_key_without_a_name_prefix() {
     let r = s.req("GET", "/v0/backup", &[("authorization", "Bearer adm")], b"");
     assert_error(&r, 405, "method_not_allowed");
 }
+
+#[test]
+fn a_backup_whose_checkpoint_fails_answers_500_and_keeps_what_was_acknowledged() {
+    let tmp = TempDir::new();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let args = ["--data-dir", data.to_str().unwrap()];
+    // The first rename (the backup checkpoint's snapshot) fails: storage is poisoned.
+    let mut s = Server::start_raw(&args, &[("TOPICS_TEST_FAIL_RENAME_AFTER", "0")], &data);
+    s.create("f", json!({ "durability": "fsync" }));
+    s.write("f", json!([{ "data": 1 }, { "data": 2 }]));
+    let r = s.req("POST", "/v0/backup", &[], b"");
+    let body = assert_error(&r, 500, "internal");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("checkpoint"), "{body}");
+    // Poisoned storage stops the server (non-zero); a restart has every acknowledged record.
+    assert!(!s.wait_exit().success());
+    let s = Server::start_in(&data, &[], None);
+    assert_eq!(s.read_all("f").len(), 2);
+}
