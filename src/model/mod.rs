@@ -12,4 +12,5 @@ pub mod queue;
 pub mod read;
 pub mod record;
 pub mod router;
+pub mod sink;
 pub mod topic_config;
