@@ -65,7 +65,14 @@ pub async fn run(config: Config) -> Result<(), String> {
         tracing::info!("stopped during recovery");
         return Ok(());
     };
-    let running = Running::begin(&config, &state, started, fs);
+    #[cfg(feature = "kafka")]
+    let sinks = start_sinks(&config, &state, &started.0, &fs)?;
+    #[allow(unused_mut)]
+    let mut running = Running::begin(&config, &state, started, fs);
+    #[cfg(feature = "kafka")]
+    {
+        running.sinks = Some(sinks);
+    }
     // A storage failure stops the process like a signal does, minus the final checkpoint:
     // the exit status tells the supervisor to restart it on whatever storage is there.
     let cause = tokio::select! {
@@ -78,6 +85,23 @@ pub async fn run(config: Config) -> Result<(), String> {
     let _ = stop_tx.send(drain);
     let _ = server.await;
     running.finish(&health).await
+}
+
+/// Load the sink files and start their tasks (before ready, so every route sees them).
+#[cfg(feature = "kafka")]
+fn start_sinks(
+    config: &Config,
+    state: &AppState,
+    registry: &Arc<Registry>,
+    fs: &Arc<dyn Fs>,
+) -> Result<Arc<crate::sink::Sinks>, String> {
+    let store = crate::sink::Store {
+        fs: fs.clone(),
+        data_dir: config.server.data_dir.clone(),
+    };
+    let sinks = crate::sink::Sinks::load(registry.clone(), store)?;
+    state.set_sinks(sinks.clone());
+    Ok(sinks)
 }
 
 /// Why serving ends.
@@ -112,6 +136,9 @@ struct Running {
     wal: Wal,
     checkpointer: Arc<Checkpointer>,
     periodic: tokio::task::JoinHandle<()>,
+    /// Kafka sinks, stopped first at shutdown (their tasks save their files as they end).
+    #[cfg(feature = "kafka")]
+    sinks: Option<Arc<crate::sink::Sinks>>,
 }
 
 impl Running {
@@ -147,6 +174,8 @@ impl Running {
             wal,
             checkpointer,
             periodic,
+            #[cfg(feature = "kafka")]
+            sinks: None,
         }
     }
 
@@ -156,6 +185,10 @@ impl Running {
     /// final checkpoint and no final WAL sync: nothing on it is trusted, and nothing is retried.
     async fn finish(self, health: &StorageHealth) -> Result<(), String> {
         self.periodic.abort();
+        #[cfg(feature = "kafka")]
+        if let Some(sinks) = &self.sinks {
+            sinks.stop_all().await;
+        }
         // Routers stop before the final checkpoint, so the cursors it stores are final.
         self.routers.stop_all().await;
         if health.is_poisoned() {

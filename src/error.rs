@@ -353,3 +353,63 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+impl From<crate::model::sink::SinkDefError> for ApiError {
+    fn from(e: crate::model::sink::SinkDefError) -> Self {
+        use crate::model::sink::SinkDefError;
+        match e {
+            SinkDefError::Field(field, message) => {
+                Self::invalid(message).with_detail(json!({ "field": field }))
+            }
+            SinkDefError::SinkName => Self::invalid("invalid sink name"),
+            SinkDefError::SourceName => Self::invalid("invalid source topic name"),
+            SinkDefError::Property(p) => Self::invalid(format!(
+                "property {p:?} is set by the sink itself or refused"
+            ))
+            .with_detail(json!({ "field": "properties", "property": p })),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn sink_not_found(sink: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "sink_not_found",
+            format!("no sink named {sink:?}"),
+        )
+        .with_detail(json!({ "sink": sink }))
+    }
+
+    pub fn forbidden_sink(sink: &str) -> Self {
+        Self::forbidden(format!("the key may not use sink {sink:?}"))
+            .with_detail(json!({ "sink": sink }))
+    }
+
+    /// Map a refused sink PUT for sink `sink` (API.md §15).
+    #[cfg(feature = "kafka")]
+    pub fn from_sink_put(sink: &str, e: crate::sink::PutError) -> Self {
+        use crate::sink::PutError;
+        match e {
+            PutError::Repoint { field, existing } => Self::new(
+                StatusCode::CONFLICT,
+                "topic_exists_incompatible",
+                format!("sink {sink:?} exists with another {field}; delete it first"),
+            )
+            .with_detail(json!({ "sink": sink, "reason": "sink_repoint_forbidden",
+                "field": field, "existing_source": existing.source,
+                "existing_kafka_topic": existing.kafka_topic,
+                "existing_guarantee": existing.guarantee.as_str(),
+                "existing_progress_topic": existing.progress_topic })),
+            PutError::Limit { max } => {
+                Self::throttled("max_sinks", format!("sink limit of {max} reached"))
+                    .with_detail(json!({ "limit": "max_sinks", "max": max }))
+            }
+            PutError::Create { topic, err } => Self::from_create(&topic, err),
+            PutError::Io(e) => {
+                tracing::error!(sink, error = %e, "sink file not written");
+                Self::internal("the sink definition could not be saved")
+            }
+        }
+    }
+}

@@ -18,6 +18,8 @@ pub mod queue;
 pub mod registry;
 pub mod router;
 pub mod server;
+#[cfg(feature = "kafka")]
+pub mod sink;
 pub mod storage;
 pub mod topic;
 pub mod verify;

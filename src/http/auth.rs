@@ -94,11 +94,13 @@ pub fn check(
             ));
         }
         if let Some(name) = name.filter(|n| !key.allows(n)) {
-            let router = path.starts_with("/v0/routers/");
-            return Err(match router {
-                true => ApiError::forbidden(format!("this key may not use router {name:?}"))
-                    .with_detail(serde_json::json!({ "router": name })),
-                false => ApiError::forbidden_topic(&name),
+            return Err(if path.starts_with("/v0/routers/") {
+                ApiError::forbidden(format!("this key may not use router {name:?}"))
+                    .with_detail(serde_json::json!({ "router": name }))
+            } else if path.starts_with("/v0/sinks/") {
+                ApiError::forbidden_sink(&name)
+            } else {
+                ApiError::forbidden_topic(&name)
             });
         }
     }

@@ -18,6 +18,8 @@ mod probes;
 mod queue;
 mod render;
 mod routers;
+#[cfg(feature = "kafka")]
+mod sinks;
 mod topics;
 mod watch;
 mod work;
@@ -51,6 +53,9 @@ pub struct Shared {
     pub routers: OnceLock<Arc<crate::router::Routers>>,
     /// Set with the registry, before ready.
     pub queues: OnceLock<Arc<crate::queue::Queues>>,
+    /// Set with the registry, before ready (feature `kafka`).
+    #[cfg(feature = "kafka")]
+    pub sinks: OnceLock<Arc<crate::sink::Sinks>>,
     /// Set with the registry, before ready (online backups take a checkpoint).
     pub checkpointer: OnceLock<Arc<crate::checkpoint::Checkpointer>>,
     pub ready: AtomicBool,
@@ -81,6 +86,8 @@ impl AppState {
                 registry: OnceLock::new(),
                 routers: OnceLock::new(),
                 queues: OnceLock::new(),
+                #[cfg(feature = "kafka")]
+                sinks: OnceLock::new(),
                 checkpointer: OnceLock::new(),
                 ready: AtomicBool::new(false),
                 progress,
@@ -158,6 +165,21 @@ impl AppState {
             .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
     }
 
+    #[cfg(feature = "kafka")]
+    pub fn set_sinks(&self, sinks: Arc<crate::sink::Sinks>) {
+        let _ = self.inner.sinks.set(sinks);
+    }
+
+    /// The sink set; `503 not_ready` during replay, like `registry()`.
+    #[cfg(feature = "kafka")]
+    pub fn sinks(&self) -> Result<&Arc<crate::sink::Sinks>, ApiError> {
+        self.registry()?;
+        self.inner
+            .sinks
+            .get()
+            .ok_or_else(|| ApiError::not_ready(self.inner.progress.fraction()))
+    }
+
     pub fn set_checkpointer(&self, checkpointer: Arc<crate::checkpoint::Checkpointer>) {
         let _ = self.inner.checkpointer.set(checkpointer);
     }
@@ -211,6 +233,12 @@ fn routes(state: AppState, test_clock: Option<Arc<ManualClock>>) -> Router {
         .route("/v0/watch", post(watch::create))
         .route("/v0/watch/{wid}", get(watch::stream))
         .route("/v0/backup", post(backup::backup));
+    // Without the `kafka` feature `/v0/sinks` is an unknown path (`404 not_found`).
+    #[cfg(feature = "kafka")]
+    let data = data.route("/v0/sinks", get(sinks::list)).route(
+        "/v0/sinks/{sink}",
+        get(sinks::get).put(sinks::put).delete(sinks::delete),
+    );
     let mut root = Router::new();
     if let Some(clock) = test_clock {
         root = root.route(

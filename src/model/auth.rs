@@ -153,6 +153,12 @@ pub fn need(method: &str, path: &str, probe_auth: bool) -> Need {
             "DELETE" => scopes(DELETE, Some(r)),
             _ => scopes(ADMIN, Some(r)),
         },
+        // Kafka sinks (feature `kafka`): every method needs `admin` (a sink holds cluster
+        // credentials and reads a whole topic). Without the feature the paths are unknown.
+        #[cfg(feature = "kafka")]
+        (_, ["v0", "sinks"]) => scopes(ADMIN, None),
+        #[cfg(feature = "kafka")]
+        (_, ["v0", "sinks", s]) => scopes(ADMIN, Some(s)),
         ("POST", ["v0", "watch"]) => scopes(READ, None),
         ("GET", ["v0", "watch", _]) => Need::Open,
         (_, ["v0", "backup"]) => scopes(ADMIN, None),

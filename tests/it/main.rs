@@ -32,6 +32,8 @@ mod queues;
 mod retention;
 mod routers;
 mod segments;
+#[cfg(feature = "kafka")]
+mod sinks;
 mod snapshot_damage;
 mod soak;
 mod transport;
