@@ -2,7 +2,7 @@
 //! benchmark (feature `kafka`). It listens on loopback, prints `bootstrap <servers>` on stdout,
 //! then obeys one command per stdin line, answering `ok` or `error <why>` on stdout:
 //! `down <broker>` / `up <broker>` (take a broker off the network and back),
-//! `create <topic> <partitions>`. It exits when stdin closes or on `quit`.
+//! `create <topic> <partitions>`, `rtt <broker> <ms>` (delay every answer of a broker). It exits when stdin closes or on `quit`.
 //!
 //! The mock speaks the transactional protocol (fencing, commit), but it does not hide aborted
 //! or open transactions from `read_committed` readers (docs/OPERATIONS.md).
@@ -32,6 +32,12 @@ fn main() {
             ["quit"] => break,
             ["down", b] => parse(b).and_then(|b| cluster.broker_down(b).map_err(|e| e.to_string())),
             ["up", b] => parse(b).and_then(|b| cluster.broker_up(b).map_err(|e| e.to_string())),
+            ["rtt", b, ms] => parse(b).and_then(|b| {
+                let ms = parse(ms)?.max(0) as u64;
+                cluster
+                    .broker_round_trip_time(b, std::time::Duration::from_millis(ms))
+                    .map_err(|e| e.to_string())
+            }),
             ["create", topic, n] => {
                 parse(n).and_then(|n| cluster.create_topic(topic, n, 1).map_err(|e| e.to_string()))
             }

@@ -25,6 +25,9 @@ pub struct Batch {
     /// Source records in `records` (markers excluded).
     pub forwarded: u64,
     pub gap_markers: u64,
+    /// The sink's counters once this batch is in (the progress record carries them).
+    pub forwarded_total_after: u64,
+    pub gap_markers_total_after: u64,
 }
 
 pub fn record(topic: &str, key: &KeyChoice, r: &Record) -> OutRecord {

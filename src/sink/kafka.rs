@@ -47,6 +47,9 @@ pub struct Progress {
     pub topic_id: u64,
     pub epoch: u64,
     pub last_seq: u64,
+    /// The sink's counters as of this commit.
+    pub forwarded_total: u64,
+    pub gap_markers_total: u64,
 }
 
 /// An open connection for one sink.
@@ -90,7 +93,7 @@ impl Conn {
         def: &SinkDef,
         epoch: u64,
         topic_id: u64,
-    ) -> Result<(Conn, Option<u64>), KafkaFailure> {
+    ) -> Result<(Conn, Option<Progress>), KafkaFailure> {
         let exactly = def.guarantee == Guarantee::ExactlyOnce;
         let mut c = base_config(def);
         if !def.properties.contains_key("client.id") {
@@ -121,7 +124,7 @@ impl Conn {
         let (d, n) = (def.clone(), name.to_string());
         let found = blocking("read progress", move || read_progress(&d, &n)).await?;
         let resume = match found {
-            Some(p) if p.topic_id == topic_id && p.epoch == epoch => Some(p.last_seq),
+            Some(p) if p.topic_id == topic_id && p.epoch == epoch => Some(p),
             Some(p) => {
                 tracing::info!(
                     sink = name,
@@ -167,6 +170,9 @@ impl Conn {
         blocking("begin_transaction", move || p.begin_transaction()).await?;
         let done = async {
             let offsets = self.produce_all(&batch.records).await?;
+            if let Some(d) = test_stall() {
+                tokio::time::sleep(d).await;
+            }
             self.produce_progress(batch, &offsets).await?;
             let p = self.producer.clone();
             blocking("commit_transaction", move || {
@@ -237,7 +243,8 @@ impl Conn {
         let value = json!({ "sink": self.name, "source": self.def.source,
             "topic_id": self.topic_id, "epoch": self.epoch, "first_seq": batch.first_seq,
             "last_seq": batch.last_seq, "kafka_topic": self.def.kafka_topic,
-            "offsets": offsets })
+            "offsets": offsets, "forwarded_total": batch.forwarded_total_after,
+            "gap_markers_total": batch.gap_markers_total_after })
         .to_string();
         let rec = FutureRecord::to(&self.def.progress_topic)
             .key(self.name.as_bytes())
@@ -253,6 +260,25 @@ impl Conn {
             Err(e) => Err(KafkaFailure::at("progress delivery", e)),
         }
     }
+}
+
+/// `TOPICS_TEST_SINK_STALL_MS=N`: an `exactly_once` batch waits N ms between the delivery of
+/// its records and its progress record, so a crash test's `kill -9` lands inside the
+/// transaction. It exists only for tests and is never set in production (logged when set).
+fn test_stall() -> Option<Duration> {
+    static STALL: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *STALL.get_or_init(|| {
+        let ms: u64 = std::env::var("TOPICS_TEST_SINK_STALL_MS")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        tracing::warn!(
+            ms,
+            "test-only sink stall in use: every exactly_once batch waits"
+        );
+        Some(Duration::from_millis(ms))
+    })
 }
 
 /// Create the progress topic (one partition, compacted) unless it exists. Looking first
@@ -353,5 +379,13 @@ fn parse_progress(bytes: &[u8]) -> Option<Progress> {
         topic_id: v.get("topic_id")?.as_u64()?,
         epoch: v.get("epoch")?.as_u64()?,
         last_seq: v.get("last_seq")?.as_u64()?,
+        forwarded_total: v
+            .get("forwarded_total")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        gap_markers_total: v
+            .get("gap_markers_total")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     })
 }

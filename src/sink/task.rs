@@ -128,12 +128,21 @@ impl SinkTask {
         }
         self.conn = None;
         let def = self.shared.def();
+        let t0 = Instant::now();
         let open = Conn::open(&self.shared.name, &def, self.shared.epoch, src.id);
         let (conn, resume) = self.until_stopped(open).await?;
-        if let Some(seq) = resume {
-            let was = self.shared.cursor.swap(seq, Ordering::AcqRel);
-            if was != seq {
-                tracing::info!(sink = %self.shared.name, cursor = seq, file_cursor = was,
+        tracing::info!(sink = %self.shared.name, guarantee = def.guarantee.as_str(),
+            resume = ?resume.map(|p| p.last_seq), elapsed_ms = t0.elapsed().as_millis() as u64, "sink connected to Kafka");
+        if let Some(p) = resume {
+            // The committed progress is the truth; the file may be older (never newer).
+            let s = &self.shared;
+            let was = s.cursor.swap(p.last_seq, Ordering::AcqRel);
+            s.forwarded_total
+                .store(p.forwarded_total, Ordering::Release);
+            s.gap_markers_total
+                .store(p.gap_markers_total, Ordering::Release);
+            if was != p.last_seq {
+                tracing::info!(sink = %s.name, cursor = p.last_seq, file_cursor = was,
                     "resuming after the committed progress");
                 self.dirty = true;
             }
@@ -209,6 +218,8 @@ impl SinkTask {
             b.records.push(batch::record(&def.source, &def.key, r));
             b.forwarded += 1;
         }
+        b.forwarded_total_after = self.shared.forwarded_total() + b.forwarded;
+        b.gap_markers_total_after = self.shared.gap_markers_total() + b.gap_markers;
         let conn = self
             .conn
             .as_ref()
@@ -220,9 +231,10 @@ impl SinkTask {
 
     async fn advance(&mut self, b: &Batch) {
         let s = &self.shared;
-        s.forwarded_total.fetch_add(b.forwarded, Ordering::AcqRel);
+        s.forwarded_total
+            .store(b.forwarded_total_after, Ordering::Release);
         s.gap_markers_total
-            .fetch_add(b.gap_markers, Ordering::AcqRel);
+            .store(b.gap_markers_total_after, Ordering::Release);
         s.cursor.store(b.last_seq, Ordering::Release);
         s.set_status(SinkState::Running, None);
         self.dirty = true;

@@ -10,7 +10,7 @@
 use super::kafka::{read_all, KRecord, Mock};
 use super::{path, sink_body, wait_sink};
 use crate::harness::http::try_request;
-use crate::harness::{config_with, Server};
+use crate::harness::{config_with, Server, TempDir};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -56,7 +56,7 @@ impl Writer {
                     }
                     _ => std::thread::sleep(Duration::from_millis(10)),
                 }
-                std::thread::sleep(Duration::from_millis(3));
+                std::thread::sleep(Duration::from_millis(10));
             }
         }));
         w
@@ -92,20 +92,43 @@ fn committed_view(data: &[KRecord], progress: &[KRecord], name: &str) -> Vec<KRe
         .collect()
 }
 
+/// The sink's `forwarded_total` (GET).
+fn forwarded(s: &Server) -> u64 {
+    s.get(&path("e")).expect(200)["forwarded_total"]
+        .as_u64()
+        .unwrap()
+}
+
 #[test]
 fn kill9_mid_batch_repeatedly_never_duplicates_or_loses_a_seq() {
     let mut mock = Mock::start();
     mock.create("eos", 1);
     mock.create("prog", 1); // the mock cluster has no CreateTopics
-    let mut s = Server::start();
+    let tmp = TempDir::new();
+    let dir = tmp.path().join("data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
+    // Each batch waits 300 ms between its records' delivery and its progress record, so a
+    // kill during forwarding almost always leaves delivered records without a commit.
+    let mut s = Server::start_raw(&args, &[("TOPICS_TEST_SINK_STALL_MS", "300")], &dir);
     s.create("src", config_with(json!({"durability": "fsync"})));
     let extra = json!({"guarantee": "exactly_once", "progress_topic": "prog",
-        "batch_max_records": 25});
+        "batch_max_records": 200});
     s.put(&path("e"), &sink_body("src", &mock.bootstrap, "eos", extra))
         .expect(201);
     let writer = Writer::start(s.addr);
     for round in 0..4u64 {
-        std::thread::sleep(Duration::from_millis(400 + 150 * round));
+        // Kill only once this incarnation committed a batch: it is connected and, with the
+        // writer ahead of it, inside its next transaction.
+        let before = forwarded(&s);
+        wait_sink(&s, "e", "forwarding", |b| {
+            b["forwarded_total"].as_u64() > Some(before)
+        });
+        std::thread::sleep(Duration::from_millis(60 + 50 * round));
         writer.point_at(None);
         s.kill9();
         s.start_again();
@@ -150,10 +173,18 @@ fn kill9_mid_batch_repeatedly_never_duplicates_or_loses_a_seq() {
             "marker {from}..={to} over a record"
         );
     }
+    let final_state = s.get(&path("e")).expect(200);
+    assert_eq!(
+        final_state["forwarded_total"],
+        seqs.len() as u64,
+        "counters ride in the progress"
+    );
+    let uncommitted = raw.len() - view.len();
     eprintln!(
-        "kill -9 x4: {} acknowledged, {} committed records, {} uncommitted left by the kills",
+        "kill -9 x4: {} acknowledged, {} committed records, {uncommitted} delivered but never \
+         committed (aborted on a real broker)",
         acked.len(),
         seqs.len(),
-        raw.len() - view.len()
     );
+    assert!(uncommitted > 0, "no kill landed inside a transaction");
 }
