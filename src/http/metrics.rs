@@ -15,6 +15,8 @@
 //! order (default 1000); `topics_topic_metrics_truncated` is `1` when topics were left out
 //! and `0` otherwise (always present). Aggregates count every topic.
 
+mod sinks;
+
 use super::AppState;
 use crate::model::topic_config::{Durability, TopicType};
 use crate::storage::wal::{WalStats, FSYNC_BUCKETS_US};
@@ -23,6 +25,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
+pub use sinks::SinkRow;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -76,20 +79,6 @@ impl WalSnapshot {
         }
     }
 }
-
-/// One Kafka sink's series (feature `kafka`; none without it).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SinkRow {
-    pub name: String,
-    pub lag: u64,
-    pub forwarded_total: u64,
-    pub gap_markers_total: u64,
-    /// `running`, `retrying` or `stopped`.
-    pub state: &'static str,
-}
-
-/// The sink states `topics_sink_state` has a sample for (1 for the current one).
-const SINK_STATES: [&str; 3] = ["running", "retrying", "stopped"];
 
 /// Everything one scrape reports.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -289,16 +278,7 @@ pub async fn collect(state: &AppState) -> Snapshot {
 pub fn render_json(s: &Snapshot) -> serde_json::Value {
     let mut out = render_json_core(s);
     if !s.sinks.is_empty() {
-        out["sinks"] = s
-            .sinks
-            .iter()
-            .map(|r| {
-                let row = json!({ "lag": r.lag, "forwarded_total": r.forwarded_total,
-                    "gap_markers_total": r.gap_markers_total, "state": r.state });
-                (r.name.clone(), row)
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into();
+        out["sinks"] = sinks::json(&s.sinks);
     }
     out
 }
@@ -640,7 +620,7 @@ fn render_beyond_contract(t: &mut Text, s: &Snapshot) {
     for (kind, n) in ["wal", "segments", "snapshots"].iter().zip(s.disk_bytes) {
         t.sample(name, &[("kind", kind)], n);
     }
-    render_sinks(t, &s.sinks);
+    sinks::render(t, &s.sinks);
     if !s.router_lag.is_empty() {
         let name = "topics_router_lag";
         t.family(
@@ -654,84 +634,9 @@ fn render_beyond_contract(t: &mut Text, s: &Snapshot) {
     }
 }
 
-/// Kafka sink series (API.md §15), present only when sinks exist.
-fn render_sinks(t: &mut Text, rows: &[SinkRow]) {
-    if rows.is_empty() {
-        return;
-    }
-    let families: [(&str, &str, &str, fn(&SinkRow) -> u64); 3] = [
-        (
-            "topics_sink_lag",
-            "gauge",
-            "Source records a sink has not put into Kafka yet.",
-            |r| r.lag,
-        ),
-        (
-            "topics_sink_forwarded_total",
-            "counter",
-            "Source records a sink put into Kafka.",
-            |r| r.forwarded_total,
-        ),
-        (
-            "topics_sink_gap_markers_total",
-            "counter",
-            "Gap markers a sink sent for records its source lost first.",
-            |r| r.gap_markers_total,
-        ),
-    ];
-    for (name, kind, help, value) in families {
-        t.family(name, kind, help);
-        for r in rows {
-            t.sample(name, &[("sink", &r.name)], value(r));
-        }
-    }
-    let name = "topics_sink_state";
-    t.family(
-        name,
-        "gauge",
-        "1 for the state each sink is in (running, retrying, stopped).",
-    );
-    for r in rows {
-        for st in SINK_STATES {
-            t.sample(
-                name,
-                &[("sink", &r.name), ("state", st)],
-                u8::from(r.state == st),
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sink_series_appear_only_with_sinks_and_flag_the_current_state() {
-        assert!(!render_text(&Snapshot::default()).contains("topics_sink_"));
-        let snap = Snapshot {
-            sinks: vec![SinkRow {
-                name: "s1".into(),
-                lag: 4,
-                forwarded_total: 9,
-                gap_markers_total: 1,
-                state: "retrying",
-            }],
-            ..Snapshot::default()
-        };
-        let text = render_text(&snap);
-        for line in [
-            "topics_sink_lag{sink=\"s1\"} 4\n",
-            "topics_sink_forwarded_total{sink=\"s1\"} 9\n",
-            "topics_sink_gap_markers_total{sink=\"s1\"} 1\n",
-            "topics_sink_state{sink=\"s1\",state=\"retrying\"} 1\n",
-            "topics_sink_state{sink=\"s1\",state=\"running\"} 0\n",
-        ] {
-            assert!(text.contains(line), "{line}");
-        }
-        assert_eq!(render_json(&snap)["sinks"]["s1"]["state"], "retrying");
-        assert!(render_json(&Snapshot::default()).get("sinks").is_none());
-    }
 
     #[test]
     fn label_values_are_escaped() {

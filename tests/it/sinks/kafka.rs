@@ -55,11 +55,6 @@ impl Mock {
         self.cmd(&format!("create {topic} {partitions}"));
     }
 
-    /// Delay every answer of the broker by `ms`.
-    pub fn rtt(&mut self, ms: u64) {
-        self.cmd(&format!("rtt 1 {ms}"));
-    }
-
     pub fn down(&mut self) {
         self.cmd("down 1");
     }
