@@ -1,14 +1,16 @@
 //! Client subcommands of the `topics` binary: `write`, `tail`, `watch`, `work`, topic admin
-//! (`ls`, `stat`, `create`, `rm`) and `backup`. They talk to a running server over its HTTP API
-//! (`docs/API.md`) through [`client::Client`] and never touch the server's data directory. Each runs on
-//! a current-thread tokio runtime: one connection's worth of work needs no thread pool.
+//! (`ls`, `stat`, `create`, `rm`), `backup` and `export`. They talk to a running server over
+//! its HTTP API (`docs/API.md`) through [`client::Client`] and never touch the server's data
+//! directory. Each runs on a current-thread tokio runtime: one connection's worth of work needs
+//! no thread pool.
 //!
 //! Exit codes (docs/OPERATIONS.md): 0 success, 1 server or network error (`error: CODE:
-//! MESSAGE` on stderr), 2 usage error, 3 `tail --fail-on-gap` crossed a gap.
+//! MESSAGE` on stderr), 2 usage error, 3 `tail` or `export --fail-on-gap` crossed a gap.
 
 pub mod admin;
 pub mod backup;
 pub mod client;
+pub mod export;
 pub mod job;
 pub mod sse;
 pub mod tail;
@@ -68,6 +70,9 @@ pub enum ClientCommand {
     /// Delete a topic and all its records
     #[command(after_help = admin::RM_EXAMPLE)]
     Rm(admin::RmArgs),
+    /// Write a topic's whole retained history as NDJSON (for bulk migration), resumable
+    #[command(after_help = export::EXAMPLE)]
+    Export(export::ExportArgs),
     /// Take an online backup into a new directory or a `.tar` file, and verify it
     #[command(after_help = backup::EXAMPLE)]
     Backup(backup::BackupArgs),
@@ -84,7 +89,7 @@ pub enum CliError {
     Io(String),
     /// Input that cannot be sent: a stdin line that is not JSON (exit 1).
     Input(String),
-    /// `--fail-on-gap`: records were lost (exit 3); the gap is already on stderr.
+    /// `--fail-on-gap` (`tail`, `export`): records were lost (exit 3); the gap is already on stderr.
     Gap,
     /// Our stdout was closed by its reader (`| head`): stop quietly (exit 0).
     StdoutClosed,
@@ -146,6 +151,7 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Create(a) => admin::create(a).await,
             ClientCommand::Rm(a) => admin::rm(a).await,
             ClientCommand::Backup(a) => backup::run(a).await,
+            ClientCommand::Export(a) => export::run(a).await,
         }
     });
     match result {
