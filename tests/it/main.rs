@@ -34,6 +34,8 @@ mod routers;
 mod segments;
 #[cfg(feature = "kafka")]
 mod sinks;
+#[cfg(not(feature = "kafka"))]
+mod sinks_off;
 mod snapshot_damage;
 mod soak;
 mod transport;
