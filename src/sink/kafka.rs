@@ -86,6 +86,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Conn {
+    /// Drop the producer on the blocking pool: librdkafka purges and flushes it (for up to
+    /// half a second), which must not hold a runtime thread.
+    pub fn close(self) {
+        tokio::task::spawn_blocking(move || drop(self));
+    }
+
     /// Connect; under `exactly_once` also fence any predecessor and read the committed
     /// progress, returned when it belongs to this sink's epoch and source topic id.
     pub async fn open(
@@ -181,11 +187,9 @@ impl Conn {
             .await
         }
         .await;
-        if done.is_err() {
-            // Best effort: the reconnect's init_transactions aborts it anyway.
-            let p = self.producer.clone();
-            let _ = blocking("abort_transaction", move || p.abort_transaction(OP_TIMEOUT)).await;
-        }
+        // On failure the transaction stays open: the caller drops this connection, and the
+        // reconnect's init_transactions aborts it (an abort here would only wait out the same
+        // outage a second time before the sink reports it).
         done
     }
 

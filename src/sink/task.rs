@@ -57,6 +57,12 @@ impl SinkTask {
         }
     }
 
+    fn close(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.close();
+        }
+    }
+
     fn stopping(&self) -> bool {
         self.shared.stop.load(Ordering::Acquire)
     }
@@ -68,7 +74,7 @@ impl SinkTask {
             let Some(src) = self.registry.get(&source) else {
                 let msg = format!("source topic {source:?} does not exist");
                 self.shared.set_status(SinkState::Stopped, Some(msg));
-                self.conn = None;
+                self.close();
                 self.park(None, SOURCE_POLL).await;
                 continue;
             };
@@ -97,7 +103,7 @@ impl SinkTask {
                 Err(e) => self.failed(e).await,
             }
         }
-        self.conn = None;
+        self.close();
         self.dirty = true;
         self.save_if_due(true).await;
         self.shared.set_status(SinkState::Stopped, None);
@@ -106,7 +112,7 @@ impl SinkTask {
     /// Tie the cursor to this source topic's id: a topic re-created under the same name
     /// starts over at `from_seq`, since old seqs name nothing there.
     fn bind(&mut self, src: &TopicHandle) {
-        let s = &self.shared;
+        let s = self.shared.clone();
         let bound = s.topic_id.load(Ordering::Acquire);
         if bound == src.id {
             return;
@@ -115,7 +121,7 @@ impl SinkTask {
             tracing::warn!(sink = %s.name, old_topic_id = bound, topic_id = src.id,
                 "source topic was re-created; sink restarts at its from_seq");
             s.cursor.store(s.def().from_seq, Ordering::Release);
-            self.conn = None;
+            self.close();
         }
         s.topic_id.store(src.id, Ordering::Release);
         self.dirty = true;
@@ -126,7 +132,7 @@ impl SinkTask {
         if self.conn.is_some() && self.conn_generation == generation {
             return Ok(());
         }
-        self.conn = None;
+        self.close();
         let def = self.shared.def();
         let t0 = Instant::now();
         let open = Conn::open(&self.shared.name, &def, self.shared.epoch, src.id);
@@ -173,7 +179,7 @@ impl SinkTask {
     }
 
     async fn failed(&mut self, e: KafkaFailure) {
-        self.conn = None;
+        self.close();
         if self.stopping() {
             return;
         }
