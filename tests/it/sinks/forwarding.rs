@@ -118,3 +118,42 @@ fn exactly_once_commits_each_batch_with_a_progress_record() {
     assert_eq!(v["offsets"]["0"][1], 24, "the last record's offset");
     assert!(progress.len() >= 3, "at most 10 records per transaction");
 }
+
+#[test]
+fn a_deleted_source_stops_the_sink_and_a_recreated_one_starts_over() {
+    let mut mock = Mock::start();
+    mock.create("re", 1);
+    let s = Server::start();
+    s.put(
+        &path("r"),
+        &sink_body("src", &mock.bootstrap, "re", json!({})),
+    )
+    .expect(201);
+    s.write("src", json!([{"data": "a"}, {"data": "b"}, {"data": "c"}]));
+    wait_sink(&s, "r", "at seq 3", |b| b["cursor"] == 3);
+    s.delete("/v0/topics/src").expect(200);
+    let stopped = wait_sink(&s, "r", "stopped", |b| b["state"] == "stopped");
+    assert!(stopped["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+    s.create("src", json!({}));
+    s.write("src", json!([{"data": "new-1"}, {"data": "new-2"}]));
+    let got = wait_sink(&s, "r", "restarted", |b| {
+        b["cursor"] == 2 && b["state"] == "running" && b["forwarded_total"] == 5
+    });
+    assert_eq!(got["lag"], 0);
+    let recs = read_all(&mock.bootstrap, "re", 1, 5);
+    let data: Vec<Value> = recs.iter().map(|r| r.json()).collect();
+    assert_eq!(
+        data,
+        [
+            json!("a"),
+            json!("b"),
+            json!("c"),
+            json!("new-1"),
+            json!("new-2")
+        ]
+    );
+    assert_eq!(seqs(&recs), [1, 2, 3, 1, 2]);
+}
