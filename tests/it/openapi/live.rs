@@ -188,8 +188,8 @@ fn open_stream(s: &Server, path: &str, accept: &str) -> Answer {
     }
 }
 
-/// The topics, queue, router and watch session the examples name (`orders`, `emails`,
-/// `payments->ledger`); returns the session's `wid`.
+/// The topics, queue, router, sink (with the `kafka` feature) and watch session the examples
+/// name (`orders`, `emails`, `payments->ledger`, `orders-to-kafka`); returns the session's `wid`.
 fn fixtures(s: &Server) -> String {
     s.create("orders", json!({}));
     s.write("orders", records(3));
@@ -198,6 +198,12 @@ fn fixtures(s: &Server) -> String {
     let router = json!({"source": "payments", "dest": "ledger"});
     s.put("/v0/routers/payments-%3Eledger", &router).expect(201);
     s.write("payments", records(2));
+    if cfg!(feature = "kafka") {
+        // No broker is needed for the sink's answers (it reports `retrying`).
+        let sink = json!({"source": "orders", "bootstrap_servers": "127.0.0.1:9",
+            "kafka_topic": "orders", "guarantee": "exactly_once"});
+        s.put("/v0/sinks/orders-to-kafka", &sink).expect(201);
+    }
     s.watch_all(&["orders".to_string()])
 }
 
@@ -213,6 +219,7 @@ fn every_documented_operation_is_served_and_answers_its_examples_as_documented()
     let no_method = s.req("PATCH", "/v0/topics", &[], b"");
     assert_eq!(no_method.status, 405);
     let mut ops = operations(&doc);
+    ops.retain(super::in_this_build);
     // Deletes last, so the other operations find what their examples name.
     ops.sort_by_key(|o| o.method == "delete");
     let mut failures = Vec::new();

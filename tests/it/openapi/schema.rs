@@ -50,6 +50,12 @@ fn pattern_matcher(pattern: &str) -> Option<fn(&str) -> bool> {
     Some(match pattern {
         "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$" => |s| name_rule(s, b""),
         "^[A-Za-z0-9][A-Za-z0-9._:>-]{0,254}$" => |s| name_rule(s, b">"),
+        "^[A-Za-z0-9][A-Za-z0-9._:-]{0,239}$" => |s| s.len() <= 240 && name_rule(s, b""),
+        "^[A-Za-z0-9._-]{1,249}$" => |s| {
+            (1..=249).contains(&s.len())
+                && s.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+        },
         "^lease_[0-9a-f]+$" => |s| lease_id(s, false),
         "^(lease_[0-9a-fA-F]+)?$" => |s| s.is_empty() || lease_id(s, true),
         _ => return None,
