@@ -108,7 +108,10 @@ impl Conn {
         if !def.properties.contains_key("message.timeout.ms") {
             c.set("message.timeout.ms", MESSAGE_TIMEOUT_MS);
         }
-        c.set("enable.idempotence", "true").set("acks", "all");
+        // murmur2 like the Java client, so keys land where Java producers put them.
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random");
         if exactly {
             c.set("transactional.id", transactional_id(name));
         }
