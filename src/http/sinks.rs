@@ -33,11 +33,8 @@ pub async fn put(
         super::auth::Caller::of(&parts).check_topic(source)?;
     }
     let def = parse_def(&name, &body)?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as u64);
     let created = sinks
-        .put(&name, def, now_ms)
+        .put(&name, def, epoch_now_ms())
         .await
         .map_err(|e| ApiError::from_sink_put(&name, e))?;
     let shared = sinks
@@ -124,6 +121,14 @@ pub async fn delete(
     })?;
     let out = json!({ "sink": name, "deleted": deleted, "performance": performance(started, &[]) });
     Ok(json_value(StatusCode::OK, &out))
+}
+
+/// A new sink's epoch: wall-clock milliseconds, so a sink re-created under an old name never
+/// takes the old one's progress records for its own.
+fn epoch_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64)
 }
 
 /// The definition (secrets redacted) and where the sink stands.

@@ -92,6 +92,37 @@ fn committed_view(data: &[KRecord], progress: &[KRecord], name: &str) -> Vec<KRe
         .collect()
 }
 
+/// In the committed view: record seqs strictly increase (no duplicate, seq order), every
+/// acknowledged and every retained source seq is there, and no gap marker covers a record.
+/// Returns the record seqs.
+fn assert_each_seq_once_in_order(view: &[KRecord], acked: &[u64], source: &[u64]) -> Vec<u64> {
+    let seqs: Vec<u64> = view.iter().filter_map(KRecord::seq).collect();
+    let dups_or_disorder: Vec<_> = seqs.windows(2).filter(|w| w[0] >= w[1]).collect();
+    assert!(
+        dups_or_disorder.is_empty(),
+        "not strictly increasing: {dups_or_disorder:?}"
+    );
+    let have: BTreeSet<u64> = seqs.iter().copied().collect();
+    let lost: Vec<_> = acked.iter().filter(|q| !have.contains(q)).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged seqs missing in Kafka: {lost:?}"
+    );
+    let missing: Vec<_> = source.iter().filter(|q| !have.contains(q)).collect();
+    assert!(
+        missing.is_empty(),
+        "source seqs missing in Kafka: {missing:?}"
+    );
+    // Markers (for seqs a crash skipped) never cover a forwarded seq.
+    for m in view.iter().filter(|r| r.seq().is_none()) {
+        let from: u64 = m.headers["topics.gap.from"].parse().unwrap();
+        let to: u64 = m.headers["topics.gap.to"].parse().unwrap();
+        let covered = have.range(from..=to).next();
+        assert!(covered.is_none(), "marker {from}..={to} over a record");
+    }
+    seqs
+}
+
 /// The sink's `forwarded_total` (GET).
 fn forwarded(s: &Server) -> u64 {
     s.get(&path("e")).expect(200)["forwarded_total"]
@@ -148,31 +179,12 @@ fn kill9_mid_batch_repeatedly_never_duplicates_or_loses_a_seq() {
     let raw = read_all(&mock.bootstrap, "eos", 1, acked.len());
     let progress = read_all(&mock.bootstrap, "prog", 1, 1);
     let view = committed_view(&raw, &progress, "e");
-    let seqs: Vec<u64> = view.iter().filter_map(KRecord::seq).collect();
-    let dups_or_disorder: Vec<_> = seqs.windows(2).filter(|w| w[0] >= w[1]).collect();
-    assert!(
-        dups_or_disorder.is_empty(),
-        "not strictly increasing: {dups_or_disorder:?}"
-    );
-    let have: BTreeSet<u64> = seqs.iter().copied().collect();
-    let lost: Vec<_> = acked.iter().filter(|q| !have.contains(q)).collect();
-    assert!(
-        lost.is_empty(),
-        "acknowledged seqs missing in Kafka: {lost:?}"
-    );
-    for r in s.read_all("src") {
-        let q = r["$seq"].as_u64().unwrap();
-        assert!(have.contains(&q), "source seq {q} missing in Kafka");
-    }
-    // Markers (for seqs a crash skipped) never cover a forwarded seq.
-    for m in view.iter().filter(|r| r.seq().is_none()) {
-        let from: u64 = m.headers["topics.gap.from"].parse().unwrap();
-        let to: u64 = m.headers["topics.gap.to"].parse().unwrap();
-        assert!(
-            have.range(from..=to).next().is_none(),
-            "marker {from}..={to} over a record"
-        );
-    }
+    let source: Vec<u64> = s
+        .read_all("src")
+        .iter()
+        .map(|r| r["$seq"].as_u64().unwrap())
+        .collect();
+    let seqs = assert_each_seq_once_in_order(&view, &acked, &source);
     let final_state = s.get(&path("e")).expect(200);
     assert_eq!(
         final_state["forwarded_total"],
