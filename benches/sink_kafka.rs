@@ -8,6 +8,7 @@
 //!   server's CPU minus the `writes` cell is the sink's added CPU per record;
 //! - `backlog`: N records written first, then the sink is defined: time until it has them all
 //!   is the forwarding rate by itself.
+//!
 //! `SINK_BENCH_RECORDS` (default 200000) sets N; `SINK_BENCH_BATCH` the sink's
 //! `batch_max_records` (default 500).
 
