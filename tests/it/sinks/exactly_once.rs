@@ -20,7 +20,7 @@ use std::time::Duration;
 
 /// Writes batches of 10 records to whichever server address is current, keeping the seqs
 /// of every acknowledged write.
-struct Writer {
+pub(super) struct Writer {
     addr: Arc<Mutex<Option<SocketAddr>>>,
     acked: Arc<Mutex<Vec<u64>>>,
     stop: Arc<AtomicBool>,
@@ -28,7 +28,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(addr: SocketAddr) -> Writer {
+    pub(super) fn start(addr: SocketAddr) -> Writer {
         let mut w = Writer {
             addr: Arc::new(Mutex::new(Some(addr))),
             acked: Arc::default(),
@@ -62,11 +62,11 @@ impl Writer {
         w
     }
 
-    fn point_at(&self, addr: Option<SocketAddr>) {
+    pub(super) fn point_at(&self, addr: Option<SocketAddr>) {
         *self.addr.lock().unwrap() = addr;
     }
 
-    fn finish(mut self) -> Vec<u64> {
+    pub(super) fn finish(mut self) -> Vec<u64> {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
