@@ -1,9 +1,8 @@
 //! Kafka sinks (API.md §15, feature `kafka`): the endpoints and their checks, forwarding order
 //! and headers, `exactly_once` and `at_least_once` across repeated kill -9, a broker outage and
-//! recovery, and the
-//! gap marker for records the source lost before they were forwarded. Kafka is librdkafka's
-//! mock cluster in a process of its own (`topics-kafka-mock`); the test reads it back with an
-//! rdkafka consumer.
+//! recovery, and the gap marker for records the source lost before they were forwarded. Kafka
+//! is librdkafka's mock cluster in a process of its own (`topics-kafka-mock`); the test reads
+//! it back with an rdkafka consumer.
 
 mod api;
 mod at_least_once;
