@@ -1,7 +1,7 @@
 //! The client subcommands (`topics write|tail|watch|work|ls|stat|create|rm|backup|export`) run
 //! as the real binary against a real server: batching and retries of `write`, cursors and gap
-//! reports of `tail` and `export`, resume of `watch` across a dropped connection, the worker runner's ack/nack, lease
-//! keeping and clean stop, admin, auth and exit codes.
+//! reports of `tail` and `export`, resume of `watch` across a dropped connection, the worker
+//! runner's ack/nack, lease keeping and clean stop, admin, auth and exit codes.
 
 mod admin;
 mod backup;
