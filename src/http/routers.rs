@@ -3,7 +3,7 @@
 
 use super::body::{self, query_value, QueryPairs};
 use super::render::{json_value, performance};
-use super::topics::{encode_cursor, lookup_path, query_pairs, topic_path, Page};
+use super::topics::{list_page, lookup_path, query_pairs, topic_path, Page};
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::predicate::TagPredicate;
@@ -96,14 +96,10 @@ pub async fn list(
             && dest.is_none_or(|x| x == d.dest)
     });
     let page: Vec<_> = matching.by_ref().take(page_size).collect();
-    let mut out = json!({ "routers": page.iter().map(|s| list_item(s)).collect::<Vec<_>>() });
-    if matching.next().is_some() {
-        if let Some(last) = page.last() {
-            out["next_cursor"] = Value::from(encode_cursor(&last.name));
-        }
-    }
-    out["performance"] = performance(started, &[]);
-    Ok(json_value(StatusCode::OK, &out))
+    let items = page.iter().map(|s| list_item(s)).collect();
+    let more = matching.next().is_some();
+    let last = page.last().filter(|_| more).map(|s| &*s.name);
+    Ok(list_page("routers", items, last, started))
 }
 
 pub async fn delete(

@@ -5,7 +5,7 @@
 
 use super::body::{self, QueryPairs};
 use super::render::{json_value, performance};
-use super::topics::{encode_cursor, lookup_path, query_pairs, topic_path, Page};
+use super::topics::{list_page, lookup_path, query_pairs, topic_path, Page};
 use super::AppState;
 use crate::error::ApiError;
 use crate::model::sink::{def_to_json, parse_def, source_of};
@@ -94,14 +94,9 @@ pub async fn list(
     for s in &page {
         items.push(list_item(sinks, s).await);
     }
-    let mut out = json!({ "sinks": items });
-    if matching.next().is_some() {
-        if let Some(last) = page.last() {
-            out["next_cursor"] = Value::from(encode_cursor(&last.name));
-        }
-    }
-    out["performance"] = performance(started, &[]);
-    Ok(json_value(StatusCode::OK, &out))
+    let more = matching.next().is_some();
+    let last = page.last().filter(|_| more).map(|s| &*s.name);
+    Ok(list_page("sinks", items, last, started))
 }
 
 pub async fn delete(

@@ -184,14 +184,19 @@ pub async fn list(
             items.push(list_item(&s));
         }
     }
-    let mut body = json!({ "topics": items });
-    if more {
-        if let Some(last) = handles.last() {
-            body["next_cursor"] = Value::from(encode_cursor(&last.name));
-        }
+    let last = handles.last().filter(|_| more).map(|h| &*h.name);
+    Ok(list_page("topics", items, last, started))
+}
+
+/// One page of a listing: `{key: items, next_cursor, performance}`; `last` is the last listed
+/// name when more follow (its cursor starts the next page), `None` on the last page.
+pub fn list_page(key: &str, items: Vec<Value>, last: Option<&str>, started: Instant) -> Response {
+    let mut body = json!({ key: items });
+    if let Some(last) = last {
+        body["next_cursor"] = Value::from(encode_cursor(last));
     }
     body["performance"] = performance(started, &[]);
-    Ok(json_value(StatusCode::OK, &body))
+    json_value(StatusCode::OK, &body)
 }
 
 fn list_item(s: &TopicState) -> Value {
