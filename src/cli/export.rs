@@ -6,12 +6,11 @@
 
 use super::client::{success_body, topic_path, Client, ClientError};
 use super::tail::report_gap;
-use super::{say, Backoff, CliError, Conn, Out, Tombstone};
+use super::{say, Backoff, CliError, Conn, DiffPage, Out};
 use clap::Args;
 use hyper::Method;
 use serde::Deserialize;
 use serde_json::json;
-use serde_json::value::RawValue;
 use std::time::Duration;
 
 pub const EXAMPLE: &str =
@@ -39,16 +38,6 @@ pub struct ExportArgs {
     pub conn: Conn,
 }
 
-/// The part of a diff answer the export needs (API.md §6); records stay borrowed bytes.
-#[derive(Deserialize)]
-struct Page<'a> {
-    #[serde(borrow)]
-    records: Vec<&'a RawValue>,
-    next_from_seq: u64,
-    caught_up: bool,
-    tombstone: Option<Tombstone>,
-}
-
 /// Only the seq of a record line, to report where the export got to.
 #[derive(Deserialize)]
 struct Seq {
@@ -65,7 +54,7 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
             Ok(b) => b,
             Err(e) => break Err(e),
         };
-        let page: Page = serde_json::from_slice(&bytes)
+        let page: DiffPage = serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Decode(format!("diff answer: {e}")))?;
         if let Err(e) = report_gap(page.tombstone.as_ref(), None, args.fail_on_gap) {
             break Err(e);

@@ -204,6 +204,16 @@ impl Default for Out {
     }
 }
 
+/// The part of a diff answer a reader needs (API.md §6); records stay borrowed bytes.
+#[derive(Deserialize)]
+pub struct DiffPage<'a> {
+    #[serde(borrow)]
+    pub records: Vec<&'a serde_json::value::RawValue>,
+    pub next_from_seq: u64,
+    pub caught_up: bool,
+    pub tombstone: Option<Tombstone>,
+}
+
 /// A gap report as diff and watch send it (API.md §6 Tombstones).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Tombstone {

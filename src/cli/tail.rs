@@ -6,12 +6,11 @@
 
 use super::client::{topic_path, ApiFailure, Client, ClientError};
 use super::watch::{Follower, Item, Start};
-use super::{say, Backoff, CliError, Conn, Out, Tombstone};
+use super::{say, Backoff, CliError, Conn, DiffPage, Out, Tombstone};
 use clap::Args;
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use serde_json::value::RawValue;
 use std::time::Duration;
 
 pub const EXAMPLE: &str =
@@ -50,16 +49,6 @@ pub struct TailArgs {
     pub wait_ms: u32,
     #[command(flatten)]
     pub conn: Conn,
-}
-
-/// The part of a diff answer a reader needs (API.md §6); records stay borrowed bytes.
-#[derive(Deserialize)]
-struct Page<'a> {
-    #[serde(borrow)]
-    records: Vec<&'a RawValue>,
-    next_from_seq: u64,
-    caught_up: bool,
-    tombstone: Option<Tombstone>,
 }
 
 pub async fn run(args: TailArgs) -> Result<(), CliError> {
@@ -124,7 +113,7 @@ async fn poll(client: &Client, args: &TailArgs, mut cursor: u64) -> Result<(), C
         };
         backoff.reset();
         attempt = 0;
-        let page: Page = serde_json::from_slice(&bytes)
+        let page: DiffPage = serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Decode(format!("diff answer: {e}")))?;
         report_gap(page.tombstone.as_ref(), None, args.fail_on_gap)?;
         for record in &page.records {
@@ -193,7 +182,7 @@ mod tests {
         let page = format!(
             r#"{{"records":[{{"$seq":1,"data":{data}}}],"next_from_seq":1,"caught_up":true,"tombstone":null}}"#
         );
-        let parsed: Page = serde_json::from_str(&page).expect("parses");
+        let parsed: DiffPage = serde_json::from_str(&page).expect("parses");
         assert_eq!(parsed.records.len(), 1);
     }
 }
