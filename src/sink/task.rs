@@ -267,22 +267,6 @@ impl SinkTask {
     }
 
     async fn park(&self, head: Option<&mut tokio::sync::watch::Receiver<u64>>, max: Duration) {
-        let changed = async {
-            match head {
-                Some(h) => h.changed().await.unwrap_or(()),
-                None => std::future::pending().await,
-            }
-        };
-        let sleep = async {
-            match max {
-                Duration::MAX => std::future::pending().await,
-                d => tokio::time::sleep(d).await,
-            }
-        };
-        tokio::select! {
-            _ = changed => {}
-            _ = sleep => {}
-            _ = self.shared.kick.notified() => {}
-        }
+        crate::topic::follow::park(head, max, &self.shared.kick).await
     }
 }

@@ -14,6 +14,7 @@ mod checkpoint_tests;
 #[cfg(test)]
 mod crash_tests;
 mod delete;
+pub mod follow;
 mod handle;
 pub mod idempotency;
 pub mod image;
