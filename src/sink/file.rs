@@ -78,8 +78,24 @@ impl SinkFile {
     }
 
     pub fn save(&self, fs: &dyn Fs, data_dir: &Path) -> std::io::Result<()> {
+        private_dir(fs, data_dir)?;
         fs.write_atomic(&path(data_dir, &self.name), &self.encode())
     }
+}
+
+/// `sinks/`, created readable by the server's user only: the files hold Kafka credentials.
+/// Its creation is made durable in the data directory before any file goes in.
+fn private_dir(fs: &dyn Fs, data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let d = dir(data_dir);
+    if d.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&d)?;
+    fs.sync_dir(data_dir)
 }
 
 pub fn remove(fs: &dyn Fs, data_dir: &Path, name: &str) -> std::io::Result<()> {
@@ -169,6 +185,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&tmp);
         let f = sample();
         f.save(&crate::storage::fs::RealFs, &tmp).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir(&tmp)).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "sinks/ is private to the server's user"
+        );
         std::fs::write(dir(&tmp).join("s2.json.tmp"), b"torn").unwrap();
         assert_eq!(load_all(&tmp).unwrap(), vec![f.clone()]);
         remove(&crate::storage::fs::RealFs, &tmp, "s1").unwrap();
