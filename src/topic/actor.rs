@@ -67,6 +67,8 @@ pub(super) struct Actor {
     /// Publishes the visible head; long-polls wait on it. Dropped when the topic dies.
     pub head_tx: watch::Sender<u64>,
     pub mailbox: mpsc::Receiver<Command>,
+    /// Commands waiting behind writes that wait for the seal in flight (`park`).
+    pub parked: VecDeque<Command>,
 }
 
 enum Event {
@@ -132,6 +134,7 @@ impl Actor {
             seal_retry_at: None,
             head_tx,
             mailbox,
+            parked: VecDeque::new(),
         };
         (actor, head_rx)
     }
@@ -165,23 +168,28 @@ impl Actor {
                 Event::Sealed(d) => {
                     self.on_sealed(d);
                     self.maybe_seal();
+                    if self.drain_parked().await.is_break() {
+                        return;
+                    }
                 }
                 Event::Cmd(None) => return self.fail_pending(TopicError::Gone),
                 Event::Cmd(Some(cmd)) => {
-                    if matches!(cmd, Command::Append { .. } | Command::Holes { .. }) {
-                        self.wait_for_seal_backlog().await;
-                    }
-                    self.apply_retention();
-                    let flow = self.handle(cmd).await;
-                    self.apply_retention();
-                    self.log_floors();
-                    self.maybe_seal();
-                    if flow.is_break() {
+                    if self.on_command(cmd).await.is_break() {
                         return;
                     }
                 }
             }
         }
+    }
+
+    /// One command and the upkeep around it (retention, floors, seals).
+    pub(super) async fn run_command(&mut self, cmd: Command) -> std::ops::ControlFlow<()> {
+        self.apply_retention();
+        let flow = self.handle(cmd).await;
+        self.apply_retention();
+        self.log_floors();
+        self.maybe_seal();
+        flow
     }
 
     async fn handle(&mut self, cmd: Command) -> std::ops::ControlFlow<()> {

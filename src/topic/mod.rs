@@ -21,6 +21,7 @@ pub mod image;
 pub mod integrity;
 #[cfg(test)]
 mod model_tests;
+mod park;
 mod read;
 pub mod recovered;
 mod retention;

@@ -267,18 +267,22 @@ impl Actor {
         self.report_hot();
     }
 
-    /// Before a write: while the hot tier is past its backlog limits and a seal is in flight,
-    /// wait for that seal (and start the next), so memory stays bounded when writes outrun
-    /// sealing.
+    /// While the hot tier is past its backlog limits and a seal is in flight, wait for that
+    /// seal (and start the next), taking no command meanwhile: what the actor does once
+    /// `park::PARKED_MAX` commands wait, so memory stays bounded when writes outrun sealing.
     pub(super) async fn wait_for_seal_backlog(&mut self) {
-        while self.seal_inflight.is_some()
-            && self
-                .seal_backlog
-                .exceeded(self.store.hot_count(), self.store.hot_bytes())
-        {
+        while self.backlog_exceeded() {
             self.settle_seal().await;
             self.maybe_seal();
         }
+    }
+
+    /// A seal is in flight and the hot tier is past the backlog limit: writes must wait.
+    pub(super) fn backlog_exceeded(&self) -> bool {
+        self.seal_inflight.is_some()
+            && self
+                .seal_backlog
+                .exceeded(self.store.hot_count(), self.store.hot_bytes())
     }
 
     /// Wait for the in-flight seal and swap it in (or handle its failure), starting no other.

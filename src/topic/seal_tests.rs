@@ -234,6 +234,68 @@ async fn a_checkpoint_during_a_seal_keeps_its_file_and_recovery_finds_every_reco
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_answered_while_writes_wait_for_the_seal_and_the_writes_keep_their_order() {
+    let (h, fs, t) = start_held().await;
+    fs.0.arm();
+    write(&t, 4).await;
+    fs.0.wait_holding();
+    let mut hot = 4;
+    while hot < 2 * 65_536 {
+        write(&t, 1000).await;
+        hot += 1000;
+    }
+    // Two writes past the backlog limit wait for the stuck seal, in the order they came.
+    let one = |t: TopicHandle| async move {
+        let records = vec![draft(None, Bytes::from_static(b"1"))];
+        let req = AppendRequest {
+            records,
+            idempotency_key: None,
+        };
+        t.append(req).await.expect("append").first_seq
+    };
+    let mut first = tokio::spawn(one(t.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut second = tokio::spawn(one(t.clone()));
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut first).await;
+    assert!(
+        early.is_err(),
+        "a write past the backlog limit did not wait"
+    );
+    // Reads go on meanwhile: the state, and a read of what is already acknowledged.
+    let state = tokio::time::timeout(Duration::from_secs(2), t.state(false))
+        .await
+        .expect("a state read waited for the seal")
+        .unwrap();
+    assert_eq!(state.count, hot, "parked writes are not visible");
+    let req = super::ReadRequest {
+        from_seq: 0,
+        limit: 10,
+        budget_bytes: 1 << 20,
+        skip_nodes: vec![],
+        include_meta: false,
+    };
+    let read = tokio::time::timeout(Duration::from_secs(2), t.read(req))
+        .await
+        .expect("a read waited for the seal")
+        .unwrap();
+    assert_eq!(read.records.len(), 10);
+    fs.0.release();
+    let a = tokio::time::timeout(HANG, &mut first)
+        .await
+        .expect("first write")
+        .unwrap();
+    let b = tokio::time::timeout(HANG, &mut second)
+        .await
+        .expect("second write")
+        .unwrap();
+    assert!(a < b, "parked writes keep their order: {a} then {b}");
+    h.seals_settled(&t).await;
+    assert_eq!(t.state(false).await.unwrap().count, hot + 2);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&h.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_outrun_sealing_wait_for_the_seal_in_flight() {
     let (h, fs, t) = start_held().await;
     fs.0.arm();
