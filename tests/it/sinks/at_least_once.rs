@@ -4,7 +4,7 @@
 
 use super::exactly_once::Writer;
 use super::kafka::{read_all, Mock};
-use super::{path, sink_body, wait_sink};
+use super::{path, sink_body};
 use crate::harness::{config_with, Server};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -22,22 +22,9 @@ fn kill9_repeatedly_may_repeat_a_run_but_never_loses_a_seq() {
     let writer = Writer::start(s.addr);
     for round in 0..3u64 {
         std::thread::sleep(Duration::from_millis(400 + 100 * round));
-        writer.point_at(None);
-        s.kill9();
-        s.start_again();
-        writer.point_at(Some(s.addr));
+        writer.across_a_crash(&mut s);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let acked = writer.finish();
-    assert!(
-        acked.len() > 100,
-        "only {} acknowledged writes",
-        acked.len()
-    );
-    let head = s.state("src")["head_seq"].as_u64().unwrap();
-    wait_sink(&s, "a", "caught up", |b| {
-        b["cursor"] == head && b["state"] == "running"
-    });
+    let acked = writer.finish_and_catch_up(&s, "a", 100);
     let recs = read_all(&mock.bootstrap, "alo", 1, acked.len());
     let seqs: Vec<u64> = recs.iter().filter_map(|r| r.seq()).collect();
     let mut seen = BTreeSet::new();

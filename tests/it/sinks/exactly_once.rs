@@ -62,16 +62,36 @@ impl Writer {
         w
     }
 
-    pub(super) fn point_at(&self, addr: Option<SocketAddr>) {
+    fn point_at(&self, addr: Option<SocketAddr>) {
         *self.addr.lock().unwrap() = addr;
     }
 
-    pub(super) fn finish(mut self) -> Vec<u64> {
+    /// `kill -9` the server and start it again on its data dir; the writer pauses meanwhile.
+    pub(super) fn across_a_crash(&self, s: &mut Server) {
+        self.point_at(None);
+        s.kill9();
+        s.start_again();
+        self.point_at(Some(s.addr));
+    }
+
+    /// Stop writing (after a last 300 ms) and wait until sink `sink` has forwarded everything
+    /// the source holds; the acknowledged seqs, at least `min` of them.
+    pub(super) fn finish_and_catch_up(mut self, s: &Server, sink: &str, min: usize) -> Vec<u64> {
+        std::thread::sleep(Duration::from_millis(300));
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
         }
         let acked = self.acked.lock().unwrap().clone();
+        assert!(
+            acked.len() > min,
+            "only {} acknowledged writes",
+            acked.len()
+        );
+        let head = s.state("src")["head_seq"].as_u64().unwrap();
+        wait_sink(s, sink, "caught up", |b| {
+            b["cursor"] == head && b["state"] == "running"
+        });
         acked
     }
 }
@@ -160,22 +180,9 @@ fn kill9_mid_batch_repeatedly_never_duplicates_or_loses_a_seq() {
             b["forwarded_total"].as_u64() > Some(before)
         });
         std::thread::sleep(Duration::from_millis(60 + 50 * round));
-        writer.point_at(None);
-        s.kill9();
-        s.start_again();
-        writer.point_at(Some(s.addr));
+        writer.across_a_crash(&mut s);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let acked = writer.finish();
-    assert!(
-        acked.len() > 200,
-        "only {} acknowledged writes",
-        acked.len()
-    );
-    let head = s.state("src")["head_seq"].as_u64().unwrap();
-    wait_sink(&s, "e", "caught up", |b| {
-        b["cursor"] == head && b["state"] == "running"
-    });
+    let acked = writer.finish_and_catch_up(&s, "e", 200);
     let raw = read_all(&mock.bootstrap, "eos", 1, acked.len());
     let progress = read_all(&mock.bootstrap, "prog", 1, 1);
     let view = committed_view(&raw, &progress, "e");
