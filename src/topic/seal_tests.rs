@@ -233,8 +233,11 @@ async fn a_checkpoint_during_a_seal_keeps_its_file_and_recovery_finds_every_reco
     let _ = std::fs::remove_dir_all(&h.dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_are_answered_while_writes_wait_for_the_seal_and_the_writes_keep_their_order() {
+/// A topic whose seal is stuck (between its rename and its directory fsync) and whose hot
+/// tier is at the backlog limit: up to two batches' worth (131,072 records) it takes writes
+/// while its seal is stuck; past that a write waits for the seal (memory stays bounded).
+/// Returns the harness, the held file system, the topic and its hot record count.
+async fn at_the_backlog_limit() -> (Harness, Unhold, TopicHandle, u64) {
     let (h, fs, t) = start_held().await;
     fs.0.arm();
     write(&t, 4).await;
@@ -244,6 +247,12 @@ async fn reads_are_answered_while_writes_wait_for_the_seal_and_the_writes_keep_t
         write(&t, 1000).await;
         hot += 1000;
     }
+    (h, fs, t, hot)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_answered_while_writes_wait_for_the_seal_and_the_writes_keep_their_order() {
+    let (h, fs, t, hot) = at_the_backlog_limit().await;
     // Two writes past the backlog limit wait for the stuck seal, in the order they came.
     let one = |t: TopicHandle| async move {
         let records = vec![draft(None, Bytes::from_static(b"1"))];
@@ -297,17 +306,7 @@ async fn reads_are_answered_while_writes_wait_for_the_seal_and_the_writes_keep_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_outrun_sealing_wait_for_the_seal_in_flight() {
-    let (h, fs, t) = start_held().await;
-    fs.0.arm();
-    write(&t, 4).await;
-    fs.0.wait_holding();
-    // Up to two batches' worth (131,072 records) the topic takes writes while its seal is
-    // stuck; past that a write waits for the seal (memory stays bounded).
-    let mut hot = 4;
-    while hot < 2 * 65_536 {
-        write(&t, 1000).await;
-        hot += 1000;
-    }
+    let (h, fs, t, hot) = at_the_backlog_limit().await;
     let t2 = t.clone();
     let mut blocked = tokio::spawn(async move { write(&t2, 1).await });
     let early = tokio::time::timeout(Duration::from_millis(300), &mut blocked).await;
