@@ -8,36 +8,12 @@
 
 mod common;
 
-use common::{cpu_seconds, listing_only, request, write_body, Server, RECORD};
+use common::{cpu_seconds, env_usize, listing_only, load, request, Server, RECORD};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const BATCH: usize = 1000;
-
-fn env_usize(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Write `records` with 4 client threads.
-fn load(addr: SocketAddr, records: usize) {
-    let body = write_body(BATCH);
-    let per = records.div_ceil(BATCH).div_ceil(4);
-    std::thread::scope(|sc| {
-        for _ in 0..4 {
-            sc.spawn(|| {
-                for _ in 0..per {
-                    assert_eq!(request(addr, "POST", "/v0/topics/b", &body).0, 200);
-                }
-            });
-        }
-    });
-}
 
 /// Single-record writes back to back until `stop` (or `secs`), each on a fresh connection;
 /// their latencies in ms.
@@ -97,7 +73,7 @@ fn main() {
     request(addr, "PUT", "/v0/topics/b", r#"{"durability":"disk"}"#);
     request(addr, "PUT", "/v0/topics/p", r#"{"durability":"disk"}"#);
     let t = Instant::now();
-    load(addr, records);
+    load(addr, "b", records);
     println!(
         "loaded {records} records in {:.1} s",
         t.elapsed().as_secs_f64()

@@ -9,19 +9,12 @@
 
 mod common;
 
-use common::{listing_only, request, write_body, Server};
+use common::{env_usize, listing_only, request, write_body, Server};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 1000;
-
-fn env_usize(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A small xorshift: cursors spread over what exists, no dependency.
 fn next(state: &mut u64) -> u64 {

@@ -10,37 +10,14 @@
 
 mod common;
 
-use common::{listing_only, request, status_kib, write_body, Server, RECORD};
+use common::{env_usize, listing_only, load, request, status_kib, Server, RECORD};
 use std::time::{Duration, Instant};
 
-const BATCH: usize = 1000;
 const SLOW_MS: f64 = 50.0;
 
 /// Checkpoints effectively off: the whole tail stays in the WAL.
 const CONFIG: &str =
     "[storage]\nsnapshot_wal_bytes = 1099511627776\nsnapshot_max_interval_ms = 86400000\n";
-
-fn env_usize(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Write `records` with 4 client threads (the load is not what is measured).
-fn load(s: &Server, records: usize) {
-    let body = write_body(BATCH);
-    let per = records.div_ceil(BATCH).div_ceil(4);
-    std::thread::scope(|sc| {
-        for _ in 0..4 {
-            sc.spawn(|| {
-                for _ in 0..per {
-                    assert_eq!(request(s.addr, "POST", "/v0/topics/h", &body).0, 200);
-                }
-            });
-        }
-    });
-}
 
 fn mib(pid: u32, field: &str) -> f64 {
     status_kib(pid, field) as f64 / 1024.0
@@ -65,7 +42,7 @@ fn main() {
     let (s, _) = Server::start_with(&data, Some(&config));
     let put = request(s.addr, "PUT", "/v0/topics/h", r#"{"durability":"disk"}"#);
     assert_eq!(put.0, 201);
-    load(&s, tail);
+    load(s.addr, "h", tail);
     std::thread::sleep(Duration::from_millis(300)); // the disk class's WAL write lands
     s.kill9();
     let (s, ready) = Server::start_with(&data, Some(&config));

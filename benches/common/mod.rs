@@ -106,6 +106,32 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, 
     (status, out)
 }
 
+/// A numeric environment variable, or `default`.
+pub fn env_usize(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Write `records` [`RECORD`]s into `topic` in batches of 1000 from 4 client threads (the
+/// load is not what is measured).
+pub fn load(addr: SocketAddr, topic: &str, records: usize) {
+    const BATCH: usize = 1000;
+    let body = write_body(BATCH);
+    let path = format!("/v0/topics/{topic}");
+    let per = records.div_ceil(BATCH).div_ceil(4);
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                for _ in 0..per {
+                    assert_eq!(request(addr, "POST", &path, &body).0, 200);
+                }
+            });
+        }
+    });
+}
+
 /// A write body of `n` copies of [`RECORD`].
 pub fn write_body(n: usize) -> String {
     format!(r#"{{"records":[{}]}}"#, vec![RECORD; n].join(","))
