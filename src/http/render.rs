@@ -57,6 +57,14 @@ pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     resp
 }
 
+/// `201 Created` when the request created its resource, else `200 OK`.
+pub fn created_status(created: bool) -> StatusCode {
+    match created {
+        true => StatusCode::CREATED,
+        false => StatusCode::OK,
+    }
+}
+
 /// A JSON response from a `Value`.
 pub fn json_value(status: StatusCode, v: &Value) -> Response {
     json_bytes(status, serde_json::to_vec(v).unwrap_or_default())

@@ -45,11 +45,7 @@ pub async fn put(
     let mut out = def_body(&name, &def);
     out["created"] = Value::Bool(created);
     out["performance"] = performance(started, &[]);
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = super::render::created_status(created);
     Ok(json_value(status, &out))
 }
 

@@ -43,10 +43,7 @@ pub async fn put(
     let mut out = sink_body(sinks, &shared).await;
     out["created"] = Value::Bool(created);
     out["performance"] = performance(started, &[]);
-    let status = match created {
-        true => StatusCode::CREATED,
-        false => StatusCode::OK,
-    };
+    let status = super::render::created_status(created);
     Ok(json_value(status, &out))
 }
 

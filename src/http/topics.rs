@@ -78,11 +78,7 @@ pub async fn put(
             .await
             .map_err(|e| ApiError::from_topic(&topic, e))?;
     }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = super::render::created_status(created);
     let body = json!({ "topic": topic, "created": created, "config": config,
         "performance": performance(started, &[]) });
     Ok(json_value(status, &body))

@@ -12,7 +12,7 @@ use crate::model::topic_config::TopicConfigInput;
 use crate::topic::{AppendOk, AppendRequest, TopicHandle};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -104,11 +104,7 @@ pub async fn write_topic<B: body::RequestBody>(
     } else {
         count
     };
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = super::render::created_status(created);
     Ok(json_bytes(
         status,
         render(&topic, &ok, count, created, return_seqs, started),

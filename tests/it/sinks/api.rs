@@ -3,7 +3,7 @@
 //! allowlist, and persistence of the definition across a restart.
 
 use super::{path, sink_body};
-use crate::harness::{assert_error, Server, TempDir};
+use crate::harness::{assert_error, Server};
 use serde_json::{json, Value};
 
 /// No broker listens here: the sink stays `retrying`, which these tests do not need.
@@ -133,15 +133,8 @@ fn a_re_put_may_not_repoint_the_sink() {
 
 const KEYS: &str = "adm-key:admin,rw-key:rw,t1-key:admin:tenant1:";
 
-fn authed(tmp: &TempDir) -> Server {
-    let dir = tmp.path().join("data");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ];
-    Server::start_raw(&args, &[("TOPICS_API_KEYS", KEYS)], &dir)
+fn authed() -> Server {
+    Server::start_with_keys(KEYS)
 }
 
 fn call(
@@ -162,8 +155,7 @@ fn call(
 
 #[test]
 fn every_sink_route_needs_admin_and_the_allowlist_covers_name_and_source() {
-    let tmp = TempDir::new();
-    let s = authed(&tmp);
+    let s = authed();
     let body = sink_body("tenant1:src", NOWHERE, "out", json!({}));
     for (method, b) in [("PUT", Some(&body)), ("GET", None), ("DELETE", None)] {
         assert_error(
